@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`. Both make .venv themselves.
+PY      := .venv/bin/python
+PIP     := $(PY) -m pip
+DEMO    ?= demo
+SHELL   := /bin/bash
+
+.PHONY: demo test test-py test-cpp bench install clean
+
+.venv/.deps: requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	# torch first and alone: the CPU wheel on this disk, never a CUDA build pulled in by a dependent package
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+.venv/.built: .venv/.deps setup.py CMakeLists.txt $(wildcard csrc/*.cpp csrc/*.h csrc/py/*.cpp csrc/tests/*.cpp csrc/tests/*.h)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+install: .venv/.built
+
+test: install test-cpp test-py
+
+test-cpp: install
+	build/py311/core_tests || build/py*/core_tests
+
+test-py: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) -m babyfast.demo $(DEMO)
+
+bench: install
+	$(PY) -m pytest -q bench --benchmark-only
+
+clean:
+	rm -rf build .venv/.built $(DEMO)

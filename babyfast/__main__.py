@@ -1,0 +1,5 @@
+import sys
+
+from babyfast.cli import main
+
+sys.exit(main())

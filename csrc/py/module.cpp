@@ -1,0 +1,13 @@
+// The one door between Python and the C++ core. Each part registers its own bindings.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_reader(py::module_& m);  // csrc/py/reader_py.cpp
+void register_plan(py::module_& m);    // csrc/py/plan_py.cpp
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "babyfast C++ core: shard reader and clip planner (no torch, no CUDA).";
+  register_reader(m);
+  register_plan(m);
+}

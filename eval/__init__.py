@@ -1,0 +1,1 @@
+"""Milestone probes, metrics and the report card (later issues)."""

@@ -1,0 +1,1 @@
+"""Triton kernels (fused patchify, flash attention), their pure-torch references and the backend choice."""

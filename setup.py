@@ -1,0 +1,72 @@
+"""Build babyfast: setuptools drives CMake for the C++ core (`babyfast._core`).
+
+`kernels/`, `train/` and `eval/` are mapped into the `babyfast` namespace, so an install adds exactly one
+top-level name to site-packages.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name: str) -> None:
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        out = Path(self.get_ext_fullpath(ext.name)).resolve()
+        build_dir = ROOT / "build" / f"py{sys.version_info.major}{sys.version_info.minor}"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cfg = [
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out.parent}",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ]
+        try:
+            import ninja  # noqa: F401
+
+            cfg.append("-GNinja")
+        except ImportError:
+            pass
+        subprocess.check_call(["cmake", "-S", str(ROOT), "-B", str(build_dir), *cfg])
+        jobs = str(os.cpu_count() or 2)
+        subprocess.check_call(["cmake", "--build", str(build_dir), "-j", jobs, "--target", "_core", "core_tests"])
+
+
+setup(
+    name="babyfast",
+    version="0.1.0",
+    description="Pretrain video foundation models on infant egocentric video with one GPU",
+    python_requires=">=3.10",
+    packages=[
+        "babyfast",
+        "babyfast.store",
+        "babyfast.synth",
+        "babyfast.loader",
+        "babyfast.kernels",
+        "babyfast.train",
+        "babyfast.eval",
+    ],
+    package_dir={
+        "babyfast": "babyfast",
+        "babyfast.kernels": "kernels",
+        "babyfast.train": "train",
+        "babyfast.eval": "eval",
+    },
+    ext_modules=[CMakeExtension("babyfast._core")],
+    cmdclass={"build_ext": CMakeBuild},
+    install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm"],
+    extras_require={"gpu": ["nvidia-dali-cuda130", "triton"]},
+    entry_points={
+        "console_scripts": ["babyfast=babyfast.cli:main"],
+        # plain zarr-python finds our chunk codec without importing babyfast first
+        "zarr.codecs": ["babyfast.gop = babyfast.store.codec:GopCodec"],
+    },
+)
