@@ -1,0 +1,98 @@
+"""Subcommands `ingest`, `inspect` and `check`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be a whole number of pixels, got {text!r}") from None
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="ingest recordings into a GOP-chunked zarr v3 store",
+                       description="Read every video under SRC (mp4, mov, mkv, webm, avi), resample to --fps, "
+                                   "resize, and write GOP chunks into STORE. Re-running skips videos already "
+                                   "complete (same sha256) and finishes interrupted ones.")
+    p.add_argument("src", help="a folder of recordings (or one file)")
+    p.add_argument("store", help="the store folder (created if missing)")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second stored (default 10)")
+    p.add_argument("--size", type=_size, default=256, help="short side in pixels after resizing (default 256)")
+    p.add_argument("--gop", type=int, default=16, help="frames per chunk, one closed GOP (default 16; jpeg: 1)")
+    p.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1", "vp9", "jpeg", "raw"])
+    p.add_argument("--quality", type=int, default=None, help="codec quality (crf; jpeg q; zstd level)")
+    p.add_argument("--no-crop", action="store_true", help="keep the aspect ratio instead of a centre crop")
+    p.add_argument("--shard-chunks", type=int, default=32, help="GOP chunks per shard file (default 32)")
+    p.add_argument("--transcripts", default=None, help="CSV video,start,end,text (default SRC/utterances.csv)")
+    p.add_argument("--ages", default=None, help="CSV video,subject,age_days (default SRC/ages.csv)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("inspect", help="print what a store holds",
+                       description="Videos, hours, frames, subjects, age range, codec, size on disk, compression.")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("check", help="decode every chunk and verify checksums",
+                       description="Reads every chunk (shard index and chunk crc32c), decodes it, and names any "
+                                   "corrupt chunk. Exit code 1 when any is bad.")
+    p.add_argument("store")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_check)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from babyfast.store.ingest import ingest
+
+    try:
+        result = ingest(args.src, args.store, fps=args.fps, size=args.size, gop=args.gop, codec=args.codec,
+                        quality=args.quality, crop=not args.no_crop, shard_chunks=args.shard_chunks,
+                        workers=args.workers, transcripts=args.transcripts, ages=args.ages,
+                        progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"babyfast ingest: error: {e}", file=sys.stderr)
+        return 2
+    print(f"ingested {len(result.ingested)} video(s), {result.frames} frames in {result.seconds:.1f} s; "
+          f"skipped {len(result.skipped)} already complete")
+    if result.problems:
+        print(f"{len(result.problems)} problem(s) (also in {args.store}/ingest_log.jsonl):")
+        for p in result.problems:
+            print(f"  [{p.kind}] {p.file}: {p.reason}")
+    return 0 if result.ok else 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from babyfast.store.format import StoreError
+    from babyfast.store.inspect import format_summary, summarize
+
+    try:
+        s = summarize(args.store)
+    except StoreError as e:
+        print(f"babyfast inspect: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from babyfast.store.format import StoreError
+    from babyfast.store.inspect import check
+
+    try:
+        r = check(args.store, threads=args.threads, progress=not args.no_progress)
+    except StoreError as e:
+        print(f"babyfast check: error: {e}", file=sys.stderr)
+        return 2
+    for v, c, what in r.bad:
+        where = f"video {v}" if c < 0 else f"video {v} chunk {c}"
+        print(f"CORRUPT {where}: {what}")
+    print(f"checked {r.chunks} chunks: {'all sound' if r.ok else f'{len(r.bad)} bad'}")
+    return 0 if r.ok else 1

@@ -1,0 +1,162 @@
+"""Read one source recording with PyAV: resample to a fixed fps by timestamps, honour rotation, resize.
+
+`iter_frames` is the single place where source pixels become store pixels; ingest and the tests' reference
+both describe the same operation: for output frame k at time t0 + k/fps (t0 = the first frame's
+timestamp), take the latest source frame whose timestamp is <= that time (sample and hold, so variable
+frame rate sources are handled), rotate it as its display matrix says, scale its short side to `size`
+(area filter) and centre-crop to size x size (or keep the aspect ratio, even sizes, with crop=False).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+class SourceError(ValueError):
+    """A source file that cannot be ingested; the message says why."""
+
+
+@dataclass
+class SourceReport:
+    """What reading a source found out (filled as frames are read)."""
+
+    source_fps: float | None = None
+    rotation: int = 0
+    width: int = 0
+    height: int = 0
+    codec: str = ""
+    duration: float | None = None
+    bad_packets: int = 0
+    bad_times: list[float] = field(default_factory=list)
+
+
+def sha256_file(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def output_size(width: int, height: int, size: int, crop: bool) -> tuple[int, int, int, int]:
+    """(scaled_w, scaled_h, out_w, out_h) for a display-oriented source of width x height."""
+    scale = size / min(width, height)
+    sw, sh = max(size, round(width * scale)), max(size, round(height * scale))
+    if crop:
+        return sw, sh, size, size
+    even = lambda n: n - (n % 2)  # noqa: E731  (4:2:0 codecs want even sizes)
+    return sw, sh, even(sw), even(sh)
+
+
+def open_source(path: str | os.PathLike[str]):
+    """Open a file with PyAV and return (container, video stream), or raise SourceError saying why."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise SourceError(f"cannot read: {e.strerror}") from e
+    if size == 0:
+        raise SourceError("empty file (0 bytes)")
+    try:
+        container = av.open(str(p), "r")
+    except av.error.FFmpegError as e:
+        raise SourceError(f"not a readable video container: {e}") from e
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        container.close()
+        raise SourceError(f"no video stream (streams: {', '.join(kinds)})")
+    return container, container.streams.video[0]
+
+
+def _display_frame(frame: av.VideoFrame, rotation: int, sw: int, sh: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    # scale in the coded orientation (sizes swapped for quarter turns), then turn to display orientation
+    w, h = (sh, sw) if k % 2 else (sw, sh)
+    img = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    return np.rot90(img, k) if k else img
+
+
+def _centre_crop(img: np.ndarray, ow: int, oh: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    y, x = (h - oh) // 2, (w - ow) // 2
+    return np.ascontiguousarray(img[y:y + oh, x:x + ow])
+
+
+def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool = True,
+                report: SourceReport | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (source time in seconds, uint8 frame (H, W, 3)) at `fps`, resized as described above."""
+    report = report if report is not None else SourceReport()
+    container, stream = open_source(path)
+    with container:
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        report.source_fps = float(rate) if rate else None
+        report.codec = stream.codec_context.name
+        if stream.duration is not None and stream.time_base is not None:
+            report.duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            report.duration = container.duration / 1e6
+        step = 1.0 / fps
+        t0 = None
+        k = 0  # next output frame
+        held: tuple[float, np.ndarray] | None = None  # last source frame, already resized
+        last_dt = 1.0 / report.source_fps if report.source_fps else step
+        geometry = None
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                # a damaged container: keep what decoded so far, report where it stopped
+                report.bad_packets += 1
+                report.bad_times.append(held[0] if held else 0.0)
+                log.warning("%s: demuxing stopped early: %s", path, e)
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                report.bad_packets += 1
+                t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+                report.bad_times.append(t if t is not None else (held[0] if held else 0.0))
+                continue
+            for frame in frames:
+                t = frame.time
+                if t is None:
+                    t = (held[0] + last_dt) if held else 0.0
+                if held is not None and t <= held[0]:
+                    continue  # duplicate or out-of-order timestamp: keep the first
+                if geometry is None:
+                    report.rotation = int(round(frame.rotation or 0)) % 360
+                    k_turn = (report.rotation // 90) % 4
+                    dw, dh = (frame.height, frame.width) if k_turn % 2 else (frame.width, frame.height)
+                    report.width, report.height = dw, dh
+                    geometry = output_size(dw, dh, size, crop)
+                    t0 = t
+                if held is not None:
+                    last_dt = t - held[0]
+                    while t0 + k * step < t - 1e-9:
+                        yield held[0], held[1]
+                        k += 1
+                sw, sh, ow, oh = geometry
+                held = (t, _centre_crop(_display_frame(frame, report.rotation, sw, sh), ow, oh))
+        if held is None:
+            if report.bad_packets:
+                raise SourceError(f"no frame could be decoded ({report.bad_packets} undecodable packets)")
+            raise SourceError("the video stream holds no frames")
+        end = held[0] + last_dt  # the last frame is shown for as long as the one before it
+        while t0 + k * step < end - 1e-9:
+            yield held[0], held[1]
+            k += 1
