@@ -4,6 +4,7 @@
 top-level name to site-packages.
 """
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,18 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+
+
+def _tool(name: str, attr: str) -> str | None:
+    """The pip-installed build tool (pinned in requirements.txt) when present, else the one on PATH."""
+    try:
+        module = __import__(name)
+        path = Path(getattr(module, attr)) / name
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    return shutil.which(name)
 
 
 class CMakeExtension(Extension):
@@ -29,15 +42,17 @@ class CMakeBuild(build_ext):
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out.parent}",
             "-DCMAKE_BUILD_TYPE=Release",
         ]
-        try:
-            import ninja  # noqa: F401
-
-            cfg.append("-GNinja")
-        except ImportError:
-            pass
-        subprocess.check_call(["cmake", "-S", str(ROOT), "-B", str(build_dir), *cfg])
+        cmake = _tool("cmake", "CMAKE_BIN_DIR")
+        ninja = _tool("ninja", "BIN_DIR")
+        generator = "Ninja" if ninja else "Unix Makefiles"
+        cache = build_dir / "CMakeCache.txt"
+        if cache.exists() and f"CMAKE_GENERATOR:INTERNAL={generator}" not in cache.read_text():
+            shutil.rmtree(build_dir)  # configured by another generator: start clean rather than fail
+            build_dir.mkdir(parents=True)
+        cfg += ["-G", generator] + ([f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else [])
+        subprocess.check_call([cmake, "-S", str(ROOT), "-B", str(build_dir), *cfg])
         jobs = str(os.cpu_count() or 2)
-        subprocess.check_call(["cmake", "--build", str(build_dir), "-j", jobs, "--target", "_core", "core_tests"])
+        subprocess.check_call([cmake, "--build", str(build_dir), "-j", jobs, "--target", "_core", "core_tests"])
 
 
 setup(

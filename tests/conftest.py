@@ -1,4 +1,8 @@
 import os
+import sys
+
+# test helpers (_media.py) import by name; --import-mode=importlib does not put tests/ on sys.path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Triton kernels run through the interpreter on the CPU; this must be set before any kernel module
 # (and triton itself) is imported, which is why it lives at the top of conftest.
@@ -12,7 +16,12 @@ if not os.environ.get("BABYFAST_NO_INTERPRET"):
     if not _cuda:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import tempfile
+
 import pytest
+
+# `backend="auto"` caches its measurements; tests must not write into the user's ~/.cache
+os.environ.setdefault("BABYFAST_CACHE_DIR", tempfile.mkdtemp(prefix="babyfast-test-cache-"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,207 @@
+"""`patchify()`: uint8 video → normalized tubelet tokens or patch embeddings, by the chosen backend.
+
+Backends: "triton" (one kernel from uint8 to tokens/embeddings, `patchify_triton.py`), "torch" (eager:
+normalize, unfold, linear), "compile" (`torch.compile` of the eager path) and "auto", which times them
+once per (shape, dtype, device) and remembers the winner (`backend_cache.py`); on the CPU "auto" is
+"torch".
+
+Normalization is `(x / 255 - mean) / std` with mean and std per channel in [0, 1] units (ImageNet
+convention). Token features are in the order of a flattened `Conv3d(3, D, kernel_size=stride=(t, p, p))`
+weight, i.e. (channel, dt, dh, dw); tokens are tubelets in (time, row, column) order.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from . import backend_cache
+from ._runtime import check_triton_device, triton_available
+from .reference import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["patchify", "PATCHIFY_BACKENDS", "normalization_constants"]
+
+log = logging.getLogger(__name__)
+
+PATCHIFY_BACKENDS = ("auto", "triton", "torch", "compile")
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def normalization_constants(mean: Union[Sequence[float], torch.Tensor], std: Union[Sequence[float], torch.Tensor],
+                            device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """fp32 `scale`, `shift` `[3]` with `(x / 255 - mean) / std == x * scale + shift`."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
+    std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
+    if mean_t.numel() != 3 or std_t.numel() != 3:
+        raise ValueError(f"patchify: mean and std need 3 values (R, G, B), got mean {mean!r}, std {std!r}")
+    if not bool((std_t > 0).all()):
+        raise ValueError(f"patchify: std must be positive, got {std_t.tolist()}")
+    scale = 1.0 / (255.0 * std_t)
+    shift = -mean_t / std_t
+    return scale.float().to(device), shift.float().to(device)
+
+
+def _patchify_torch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                    weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], pos_embed: Optional[torch.Tensor],
+                    visible: Optional[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """Eager path: normalize, unfold into tubelets, gather the visible ones, project (the usual way)."""
+    t, p, _ = tubelet
+    b, n_t, n_h, n_w, _ = video.shape
+    tp, hp, wp = n_t // t, n_h // p, n_w // p
+    x = video.to(dtype).mul_(scale.to(dtype)).add_(shift.to(dtype))
+    x = x.view(b, tp, t, hp, p, wp, p, 3).permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(b, tp * hp * wp, 3 * t * p * p)
+    if visible is not None:
+        x = x[:, visible] if visible.dim() == 1 else x[torch.arange(b, device=x.device)[:, None], visible]
+    if weight is None:
+        return x
+    y = F.linear(x, weight.reshape(weight.shape[0], -1).to(dtype), bias.to(dtype) if bias is not None else None)
+    if pos_embed is not None:
+        pos = pos_embed.reshape(-1, weight.shape[0]).to(dtype)
+        y = y + (pos if visible is None else pos[visible])
+    return y
+
+
+_compiled: Optional[Callable] = None
+
+
+def _patchify_compiled(*args):
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(_patchify_torch, dynamic=False)
+    return _compiled(*args)
+
+
+def _patchify_triton(video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype):
+    check_triton_device(video.device, "patchify")
+    from .patchify_triton import PatchEmbedFunction, patchify_tokens
+
+    if weight is None:
+        return patchify_tokens(video, tubelet, scale, shift, visible, dtype)
+    return PatchEmbedFunction.apply(video, weight, bias, pos_embed, visible, scale, shift, tubelet, dtype)
+
+
+_RUNNERS = {"torch": _patchify_torch, "compile": _patchify_compiled, "triton": _patchify_triton}
+
+
+def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> Tuple[Tuple[int, int, int], int]:
+    if video.dtype != torch.uint8 or video.dim() != 5 or video.shape[-1] != 3:
+        raise ValueError(f"patchify: video must be uint8 [B, T, H, W, 3], got {video.dtype} {list(video.shape)}")
+    if len(tubelet) != 3 or any(int(x) < 1 for x in tubelet) or tubelet[1] != tubelet[2]:
+        raise ValueError(f"patchify: tubelet must be (t, p, p) with positive sizes and square patches, "
+                         f"got {tuple(tubelet)}")
+    t, p, _ = (int(x) for x in tubelet)
+    _, n_t, n_h, n_w, _ = video.shape
+    if n_t % t or n_h % p or n_w % p:
+        raise ValueError(f"patchify: video [T, H, W] = [{n_t}, {n_h}, {n_w}] is not divisible by the tubelet "
+                         f"(t, p, p) = {(t, p, p)}")
+    n_all = (n_t // t) * (n_h // p) * (n_w // p)
+    k = 3 * t * p * p
+    if dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"patchify: dtype must be one of {_FLOAT_DTYPES}, got {dtype}")
+    if weight is not None:
+        if weight.dim() not in (2, 5) or weight.numel() != weight.shape[0] * k or (
+                weight.dim() == 5 and tuple(weight.shape[1:]) != (3, t, p, p)):
+            raise ValueError(f"patchify: weight must be [D, 3, {t}, {p}, {p}] or [D, {k}], got {list(weight.shape)}")
+        d = weight.shape[0]
+        if bias is not None and tuple(bias.shape) != (d,):
+            raise ValueError(f"patchify: bias must be [{d}], got {list(bias.shape)}")
+        if pos_embed is not None and pos_embed.numel() != n_all * d:
+            raise ValueError(f"patchify: pos_embed must be [{n_all}, {d}] or [1, {n_all}, {d}] "
+                             f"(one row per tubelet), got {list(pos_embed.shape)}")
+    elif bias is not None or pos_embed is not None:
+        raise ValueError("patchify: bias and pos_embed belong to the projection; pass weight too")
+    if visible is not None:
+        if visible.dtype not in (torch.int32, torch.int64) or visible.dim() not in (1, 2) or (
+                visible.dim() == 2 and visible.shape[0] != video.shape[0]):
+            raise ValueError(f"patchify: visible must be int32/int64 tubelet indices [B, M] or [M] with "
+                             f"B = {video.shape[0]}, got {visible.dtype} {list(visible.shape)}")
+        if visible.device != video.device:
+            raise ValueError(f"patchify: visible is on {visible.device}, video on {video.device}")
+        if visible.numel():
+            ok = (visible.min() >= 0) & (visible.max() < n_all)
+            if visible.device.type == "cuda":
+                # checked on the device, so a training step does not wait for it
+                torch._assert_async(ok, f"patchify: visible indices must lie in [0, {n_all})")
+            elif not bool(ok):
+                raise ValueError(f"patchify: visible indices must lie in [0, {n_all}), got min "
+                                 f"{int(visible.min())}, max {int(visible.max())}")
+    return (t, p, p), n_all
+
+
+def _candidates(device: torch.device) -> Tuple[str, ...]:
+    if device.type != "cuda":
+        return ("torch",)
+    return (("triton",) if triton_available() else ()) + ("torch", "compile")
+
+
+def patchify(video: torch.Tensor, tubelet: Tuple[int, int, int] = (2, 16, 16),
+             mean: Union[Sequence[float], torch.Tensor] = IMAGENET_MEAN,
+             std: Union[Sequence[float], torch.Tensor] = IMAGENET_STD,
+             weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
+             pos_embed: Optional[torch.Tensor] = None, visible: Optional[torch.Tensor] = None,
+             dtype: Optional[torch.dtype] = None, backend: str = "auto") -> torch.Tensor:
+    """Tubelet tokens `[B, N, 3·t·p·p]`, or with `weight` patch embeddings `[B, N, D]`.
+
+    Args:
+        video: uint8 `[B, T, H, W, 3]` (channels last, as the loader yields it); any strides.
+        tubelet: `(t, p, p)`; T, H, W must be multiples.
+        mean, std: per channel, [0, 1] units; pixels become `(x / 255 - mean) / std`.
+        weight: `[D, 3, t, p, p]` (a Conv3d weight) or `[D, 3·t·p·p]`; with it the tokens are projected.
+        bias: `[D]`. pos_embed: `[N, D]` or `[1, N, D]`, one row per tubelet, added after projection.
+        visible: int tubelet indices `[B, M]` (per sample) or `[M]` (shared); only those are read and
+            computed, the output has M tokens in that order.
+        dtype: output dtype (fp32/fp16/bf16); default the weight's dtype, else float32.
+        backend: one of `PATCHIFY_BACKENDS`.
+
+    Differentiable in weight, bias and pos_embed on every backend.
+
+    Example::
+
+        video = torch.randint(0, 256, (2, 16, 224, 224, 3), dtype=torch.uint8)
+        tokens = patchify(video)                        # [2, 1568, 1536] float32, Conv3d feature order
+    """
+    if backend not in PATCHIFY_BACKENDS:
+        raise ValueError(f"patchify: unknown backend {backend!r}; allowed: {PATCHIFY_BACKENDS}")
+    if dtype is None:
+        dtype = weight.dtype if weight is not None else torch.float32
+    tubelet, _ = _validate(video, tuple(tubelet), weight, bias, pos_embed, visible, dtype)
+    scale, shift = normalization_constants(mean, std, video.device)
+    args = (video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype)
+    name = _auto(args) if backend == "auto" else backend
+    return _RUNNERS[name](*args)
+
+
+# run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
+@torch.compiler.disable
+def _auto(args: tuple) -> str:
+    video, tubelet, _, _, weight, bias, pos_embed, visible, dtype = args
+    names = _candidates(video.device)
+    if len(names) == 1:
+        return names[0]
+    params = [x for x in (weight, bias, pos_embed) if x is not None]
+    grad = torch.is_grad_enabled() and any(x.requires_grad for x in params)
+    signature = (f"video{list(video.shape)} tubelet{list(tubelet)} {str(dtype).replace('torch.', '')} "
+                 f"D={weight.shape[0] if weight is not None else 0} bias={int(bias is not None)} "
+                 f"pos={int(pos_embed is not None)} visible={list(visible.shape) if visible is not None else None} "
+                 f"grad={int(grad)}")
+
+    def runner(name: str) -> Callable[[], object]:
+        fn = _RUNNERS[name]
+        if not grad:
+            def fwd():
+                with torch.no_grad():
+                    return fn(*args)
+            return fwd
+        copies = [x.detach().clone().requires_grad_(x.requires_grad) if x is not None else None
+                  for x in (weight, bias, pos_embed)]
+        wanted = [x for x in copies if x is not None and x.requires_grad]
+
+        def fwd_bwd():
+            out = fn(video, tubelet, args[2], args[3], *copies, visible, dtype)
+            torch.autograd.grad(out, wanted, torch.ones_like(out))
+        return fwd_bwd
+
+    candidates: Dict[str, Callable[[], object]] = {n: runner(n) for n in names}
+    return backend_cache.choose("patchify", signature, video.device, candidates, fallback=names[0])

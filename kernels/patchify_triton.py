@@ -1,0 +1,384 @@
+"""Patchify in Triton: uint8 video `[B, T, H, W, 3]` → tubelet tokens, optionally → patch embeddings.
+
+Token m of the output is tubelet `n` (all tubelets in (time, row, column) order, or `visible[b, j]`), so
+a mask is applied by reading only the visible tubelets, never by computing and dropping.
+
+Unfused kernel: features in Conv3d-weight order (channel, dt, dh, dw), normalized on the fly
+(`x * scale[c] + shift[c]`, i.e. `(x / 255 - mean) / std`), written in the output dtype. The video is
+channels-last and the tokens channel-major, so channels must be de-interleaved; two strategies, both
+in the autotune list: per element (one byte load per feature, any strides) or per tubelet row (the 3·p
+bytes of a row in one wide load, de-interleaved in registers by `tl.gather`; needs dense (W, 3)).
+
+Fused kernel: a GEMM whose A operand is gathered straight from the uint8 video. The normalization is
+folded into the weight and bias on the host (`W' = W · scale`, `b' = b + W · shift`), so the kernel sees
+raw pixel values (exact in fp16/bf16) and adds `b'` and the position embedding in its epilogue. Because
+a GEMM's reduction order is free, the kernel walks the features channels-last — (dt, dh, dw, c), the
+order the bytes lie in memory, 3·p contiguous bytes per tubelet row — with W' permuted to match.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from ._runtime import autotune_enabled, fix_interpreter_scalars, interpreting, new_output
+
+__all__ = ["patchify_tokens", "patch_embed", "PatchEmbedFunction"]
+
+
+@triton.jit
+def _tubelet_offsets(offs_m, vis_ptr, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
+                     M, N_OUT, HP, WP, T_SZ: tl.constexpr, P: tl.constexpr, HAS_VIS: tl.constexpr):
+    """Byte offset of each token's first pixel (its tubelet's corner), int64."""
+    m_ok = offs_m < M
+    b = offs_m // N_OUT
+    j = offs_m % N_OUT
+    if HAS_VIS:
+        n = tl.load(vis_ptr + b.to(tl.int64) * stride_vis_b + j * stride_vis_n, mask=m_ok, other=0)
+    else:
+        n = j
+    n = n.to(tl.int64)
+    per_frame = HP * WP
+    ti = n // per_frame
+    rem = n % per_frame
+    hi = rem // WP
+    wi = rem % WP
+    return (b.to(tl.int64) * stride_b + ti * (T_SZ * stride_t) + hi * (P * stride_h) + wi * (P * stride_w)), n
+
+
+@triton.jit
+def _tokens_by_element(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_h, stride_w, stride_c, M,
+                       T_SZ: tl.constexpr, P: tl.constexpr, BLOCK_K: tl.constexpr):
+    """[BLOCK_M, BLOCK_K] features per program, each element fetched from its own byte (any strides)."""
+    K: tl.constexpr = 3 * T_SZ * P * P
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    # Conv3d weight order: channel, then dt, dh, dw
+    c = offs_k // (T_SZ * P * P)
+    r = offs_k % (T_SZ * P * P)
+    dt = r // (P * P)
+    dh = (r // P) % P
+    dw = r % P
+    col = dt * stride_t + dh * stride_h + dw * stride_w + c * stride_c
+    k_ok = offs_k < K
+    mask = (offs_m[:, None] < M) & k_ok[None, :]
+    x = tl.load(VID + row[:, None] + col[None, :], mask=mask, other=0)
+    scale = tl.load(SCALE + c, mask=k_ok, other=0.0)
+    shift = tl.load(SHIFT + c, mask=k_ok, other=0.0)
+    y = x.to(tl.float32) * scale[None, :] + shift[None, :]
+    out_ptrs = OUT + offs_m.to(tl.int64)[:, None] * K + offs_k[None, :]
+    tl.store(out_ptrs, y.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _tokens_by_row(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_h, M,
+                   T_SZ: tl.constexpr, P: tl.constexpr, P_PAD: tl.constexpr, ROW_PAD: tl.constexpr,
+                   ROWS: tl.constexpr):
+    """ROWS tubelet rows (dt, dh) per program: each row's 3·p interleaved bytes are read as one contiguous
+    run (wide loads), then de-interleaved into three planar runs of p features in registers (tl.gather)."""
+    K: tl.constexpr = 3 * T_SZ * P * P
+    m_ok = offs_m < M
+    j = tl.arange(0, ROW_PAD)  # byte within a tubelet row: pixel j // 3, channel j % 3
+    o = tl.arange(0, 4 * P_PAD)  # output slot: channel o // P_PAD (3 of 4 used), pixel o % P_PAD
+    c = o // P_PAD
+    dw = o % P_PAD
+    o_ok = (c < 3) & (dw < P)
+    src = tl.broadcast_to(tl.where(o_ok, dw * 3 + c, 0)[None, :], [offs_m.shape[0], 4 * P_PAD])
+    scale = tl.load(SCALE + c, mask=c < 3, other=0.0)
+    shift = tl.load(SHIFT + c, mask=c < 3, other=0.0)
+    out_base = OUT + offs_m.to(tl.int64)[:, None] * K
+    store_mask = m_ok[:, None] & o_ok[None, :]
+    for r in range(pid_k * ROWS, tl.minimum(pid_k * ROWS + ROWS, T_SZ * P)):
+        dt = r // P
+        dh = r % P
+        raw = tl.load(VID + row[:, None] + (dt * stride_t + dh * stride_h) + j[None, :],
+                      mask=m_ok[:, None] & (j < 3 * P)[None, :], other=0)
+        x = tl.gather(raw, src, axis=1)
+        y = x.to(tl.float32) * scale[None, :] + shift[None, :]
+        col = c * (T_SZ * P * P) + dt * (P * P) + dh * P + dw
+        tl.store(out_base + col[None, :], y.to(OUT.dtype.element_ty), mask=store_mask)
+
+
+@triton.jit
+def _patchify_kernel(VID, SCALE, SHIFT, VIS, OUT,
+                     stride_b, stride_t, stride_h, stride_w, stride_c,
+                     stride_vis_b, stride_vis_n,
+                     M, N_OUT, HP, WP,
+                     T_SZ: tl.constexpr, P: tl.constexpr, HAS_VIS: tl.constexpr,
+                     P_PAD: tl.constexpr, ROW_PAD: tl.constexpr,
+                     ROW_GATHER: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, ROWS: tl.constexpr):
+    """Normalized tokens. ROW_GATHER (needs the (W, 3) bytes dense): grid axis 1 walks groups of ROWS
+    tubelet rows; otherwise it walks blocks of BLOCK_K features."""
+    pid_m = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row, _ = _tubelet_offsets(offs_m, VIS, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
+                              M, N_OUT, HP, WP, T_SZ, P, HAS_VIS)
+    if ROW_GATHER:
+        _tokens_by_row(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_h, M, T_SZ, P, P_PAD, ROW_PAD,
+                       ROWS)
+    else:
+        _tokens_by_element(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_h, stride_w, stride_c, M,
+                           T_SZ, P, BLOCK_K)
+
+
+@triton.jit
+def _patch_embed_kernel(VID, W, BIAS, POS, VIS, OUT,
+                        stride_b, stride_t, stride_h, stride_w, stride_c,
+                        stride_wd, stride_wk, stride_pn, stride_pd,
+                        stride_vis_b, stride_vis_n,
+                        M, N_OUT, HP, WP, D,
+                        T_SZ: tl.constexpr, P: tl.constexpr, ROW_CONTIG: tl.constexpr,
+                        HAS_POS: tl.constexpr, HAS_VIS: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    K: tl.constexpr = 3 * T_SZ * P * P
+    ROW: tl.constexpr = 3 * P  # bytes of one tubelet row (dw, c)
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(D, BLOCK_N)
+    # neighbouring programs share one block of tokens, so its gathered pixels are read from L2, not DRAM
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_ok = offs_m < M
+    n_ok = offs_n < D
+    row, tub = _tubelet_offsets(offs_m, VIS, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
+                                M, N_OUT, HP, WP, T_SZ, P, HAS_VIS)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < K
+        # channels-last feature order: (dt, dh) select a tubelet row, `inner` walks its 3·p bytes
+        dt = offs_k // (P * ROW)
+        dh = (offs_k // ROW) % P
+        inner = offs_k % ROW
+        if ROW_CONTIG:
+            col = dt * stride_t + dh * stride_h + inner
+        else:
+            col = dt * stride_t + dh * stride_h + (inner // 3) * stride_w + (inner % 3) * stride_c
+        a = tl.load(VID + row[:, None] + col[None, :], mask=m_ok[:, None] & k_ok[None, :], other=0)
+        w = tl.load(W + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wd,
+                    mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+        acc = tl.dot(a.to(W.dtype.element_ty), w, acc, input_precision=DOT_PRECISION)
+    acc += tl.load(BIAS + offs_n, mask=n_ok, other=0.0)[None, :]
+    if HAS_POS:
+        pos = tl.load(POS + tub[:, None] * stride_pn + offs_n[None, :] * stride_pd,
+                      mask=m_ok[:, None] & n_ok[None, :], other=0.0)
+        acc += pos.to(tl.float32)
+    out_ptrs = OUT + offs_m.to(tl.int64)[:, None] * D + offs_n[None, :]
+    tl.store(out_ptrs, acc.to(OUT.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+# ----------------------------------------------------------------------------------------------------
+# block sizes: autotuned on the GPU, fixed and small on the interpreter
+
+
+def _copy_cfg(bm: int, bk: int, warps: int, row_gather: bool = False, rows: int = 1) -> "triton.Config":
+    return triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "ROW_GATHER": row_gather, "ROWS": rows}, num_warps=warps)
+
+
+# two ways to de-interleave channels: per element (byte loads at stride 3, any layout) or per tubelet row
+# (contiguous wide loads + a register gather, dense (W, 3) only); the autotuner measures both
+_COPY_CONFIGS = [
+    _copy_cfg(32, 256, 4), _copy_cfg(16, 256, 4), _copy_cfg(32, 512, 8), _copy_cfg(64, 256, 8), _copy_cfg(16, 512, 4),
+    _copy_cfg(64, 128, 4), _copy_cfg(8, 512, 4),
+    _copy_cfg(32, 0, 4, True, 4), _copy_cfg(64, 0, 4, True, 4), _copy_cfg(64, 0, 8, True, 8),
+    _copy_cfg(128, 0, 8, True, 4), _copy_cfg(32, 0, 4, True, 8), _copy_cfg(16, 0, 4, True, 16),
+]
+
+
+def _prune_copy(configs, named_args, **kwargs):
+    row_ok = named_args["stride_w"] == 3 and named_args["stride_c"] == 1
+    return [c for c in configs if row_ok or not c.kwargs["ROW_GATHER"]]
+
+
+# Hopper GEMM tiles: 128 x 128/256 with 8 warps (two warpgroups on wgmma); the gathered A operand is
+# loaded through registers, so deeper pipelines help less than in a plain GEMM
+_EMBED_CONFIGS = [
+    triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
+    for bm, bn, bk, w, s in ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 128, 64, 4, 4),
+                             (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (128, 128, 128, 8, 2),
+                             (64, 256, 64, 8, 3), (256, 128, 64, 8, 3))
+]
+_patchify_tuned = triton.autotune(_COPY_CONFIGS, key=["N_OUT", "T_SZ", "P", "HAS_VIS"],
+                                  prune_configs_by={"early_config_prune": _prune_copy})(_patchify_kernel)
+_embed_tuned = triton.autotune(_EMBED_CONFIGS, key=["N_OUT", "D", "T_SZ", "P", "HAS_VIS", "HAS_POS"]
+                               )(_patch_embed_kernel)
+
+# the interpreter times nothing; blocks smaller than one tubelet's features exercise the k loop and masks
+INTERPRET_BLOCKS = {"copy": {"BLOCK_M": 16, "BLOCK_K": 64, "ROW_GATHER": True, "ROWS": 3},
+                    "embed": {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32}}
+DEFAULT_CONFIGS = {"copy": _COPY_CONFIGS[7], "embed": _EMBED_CONFIGS[0]}
+_ELEMENT_FALLBACK = _COPY_CONFIGS[0]
+_forced: Dict[str, "triton.Config"] = {}
+
+
+class forced_configs:
+    """Context manager pinning the block config of "copy" and/or "embed" (tests run every config)."""
+
+    def __init__(self, **configs: "triton.Config") -> None:
+        self._configs = configs
+
+    def __enter__(self) -> "forced_configs":
+        self._saved = dict(_forced)
+        _forced.update(self._configs)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _forced.clear()
+        _forced.update(self._saved)
+
+
+def _launch(name: str, grid_fn, args: tuple, consts: dict, row_ok: bool = False) -> None:
+    """Run the "copy" or "embed" kernel with the interpreter's, a pinned, the default or the tuned config."""
+    raw, tuned = {"copy": (_patchify_kernel, _patchify_tuned), "embed": (_patch_embed_kernel, _embed_tuned)}[name]
+    if interpreting():
+        fix_interpreter_scalars()
+    if name in _forced:
+        config = _forced[name]
+    elif interpreting():
+        config = triton.Config(INTERPRET_BLOCKS[name], num_warps=4, num_stages=1)
+    elif not autotune_enabled():
+        config = DEFAULT_CONFIGS[name]
+    else:
+        tuned[grid_fn](*args, **consts)
+        return
+    if config.kwargs.get("ROW_GATHER") and not row_ok:
+        config = _ELEMENT_FALLBACK if not interpreting() else triton.Config(
+            {**config.kwargs, "ROW_GATHER": False}, num_warps=4, num_stages=1)
+    raw[grid_fn(config.kwargs)](*args, **consts, **config.kwargs, num_warps=config.num_warps,
+                                num_stages=config.num_stages)
+
+
+# ----------------------------------------------------------------------------------------------------
+# host side
+
+
+def _grid_dims(video: torch.Tensor, tubelet: Tuple[int, int, int]) -> Tuple[int, int, int]:
+    t, p, _ = tubelet
+    _, T, H, W, _ = video.shape
+    return T // t, H // p, W // p
+
+
+def _visible_args(visible: Optional[torch.Tensor], video: torch.Tensor, n_all: int):
+    if visible is None:
+        return video, 0, 0, n_all
+    if visible.dim() == 1:
+        return visible, 0, visible.stride(0), visible.shape[0]
+    return visible, visible.stride(0), visible.stride(1), visible.shape[1]
+
+
+def patchify_tokens(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                    visible: Optional[torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
+    """Normalized tubelet tokens `[B, N_out, 3·t·p·p]` (Conv3d-weight feature order).
+
+    `scale`, `shift`: fp32 `[3]` on the video's device, applied as `x * scale + shift`. Arguments are
+    trusted (the public `patchify` validates them).
+    """
+    t, p, _ = tubelet
+    b = video.shape[0]
+    tp, hp, wp = _grid_dims(video, tubelet)
+    vis, svb, svn, n_out = _visible_args(visible, video, tp * hp * wp)
+    k = 3 * t * p * p
+    m = b * n_out
+    out = new_output(shape=(b, n_out, k), dtype=out_dtype, device=video.device)
+    if m == 0:
+        return out
+    args = (video, scale, shift, vis, out, *video.stride(), svb, svn, m, n_out, hp, wp)
+    consts = {"T_SZ": t, "P": p, "HAS_VIS": visible is not None, "P_PAD": triton.next_power_of_2(p),
+              "ROW_PAD": triton.next_power_of_2(3 * p)}
+    strides = video.stride()
+
+    def grid(meta):
+        if meta["ROW_GATHER"]:
+            return triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(t * p, meta["ROWS"])
+        return triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(k, meta["BLOCK_K"])
+
+    _launch("copy", grid, args, consts, row_ok=strides[3] == 3 and strides[4] == 1)
+    return out
+
+
+def fold_normalization(weight: torch.Tensor, bias: Optional[torch.Tensor], scale: torch.Tensor,
+                       shift: torch.Tensor, tubelet: Tuple[int, int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`W' = W · scale[c]` in channels-last feature order `[D, (dt, dh, dw, c)]`, `b' = b + W · shift[c]`.
+
+    Both fp32; `weight` is `[D, 3·t·p·p]` in Conv3d order. Not differentiable (the backward works on W).
+    """
+    t, p, _ = tubelet
+    w = weight.detach().float().reshape(weight.shape[0], 3, t, p, p)
+    folded = (w * scale.view(1, 3, 1, 1, 1)).permute(0, 2, 3, 4, 1).reshape(weight.shape[0], -1)
+    b = torch.einsum("dcxyz,c->d", w, shift)
+    if bias is not None:
+        b = b + bias.detach().float()
+    return folded, b
+
+
+def patch_embed(video: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                pos_embed: Optional[torch.Tensor], visible: Optional[torch.Tensor], scale: torch.Tensor,
+                shift: torch.Tensor, tubelet: Tuple[int, int, int], out_dtype: torch.dtype) -> torch.Tensor:
+    """Patch embeddings `[B, N_out, D]` straight from uint8 (forward only; see `PatchEmbedFunction`)."""
+    t, p, _ = tubelet
+    b = video.shape[0]
+    d = weight.shape[0]
+    tp, hp, wp = _grid_dims(video, tubelet)
+    vis, svb, svn, n_out = _visible_args(visible, video, tp * hp * wp)
+    m = b * n_out
+    out = new_output(shape=(b, n_out, d), dtype=out_dtype, device=video.device)
+    if m == 0:
+        return out
+    w_folded, b_folded = fold_normalization(weight, bias, scale, shift, tubelet)
+    # raw pixel values 0..255 are exact in fp16/bf16, so the tensor cores see the data losslessly
+    w_folded = w_folded.to(out_dtype)
+    if pos_embed is not None:
+        pos = pos_embed.reshape(-1, d)
+        spn, spd = pos.stride()
+    else:
+        pos, spn, spd = b_folded, 0, 0
+    s = video.stride()
+    args = (video, w_folded, b_folded, pos, vis, out, *s, w_folded.stride(0), w_folded.stride(1), spn, spd,
+            svb, svn, m, n_out, hp, wp, d)
+    consts = {"T_SZ": t, "P": p, "ROW_CONTIG": s[4] == 1 and s[3] == 3, "HAS_POS": pos_embed is not None,
+              "HAS_VIS": visible is not None, "DOT_PRECISION": "ieee" if out_dtype == torch.float32 else "tf32"}
+    _launch("embed", lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(d, meta["BLOCK_N"]),),
+            args, consts)
+    return out
+
+
+class PatchEmbedFunction(torch.autograd.Function):
+    """Fused patch embedding, differentiable in the weight, the bias and the position embedding.
+
+    The backward never sees the folded weight: with X the normalized tokens (re-gathered from the uint8
+    video by the unfused kernel, so nothing but the video is saved), dW = dYᵀ X, db = Σ dY and the
+    position embedding gets dY summed over the batch at the tubelets that were visible.
+    """
+
+    @staticmethod
+    def forward(ctx, video, weight, bias, pos_embed, visible, scale, shift, tubelet,  # type: ignore[override]
+                out_dtype):
+        out = patch_embed(video, weight, bias, pos_embed, visible, scale, shift, tubelet, out_dtype)
+        ctx.save_for_backward(video, weight, bias, pos_embed, visible, scale, shift)
+        ctx.tubelet = tubelet
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):  # type: ignore[override]
+        video, weight, bias, pos_embed, visible, scale, shift = ctx.saved_tensors
+        d = weight.shape[0]
+        dw = db = dpos = None
+        flat = dout.reshape(-1, d)
+        if ctx.needs_input_grad[1]:
+            compute = dout.dtype if dout.dtype in (torch.float16, torch.bfloat16) else torch.float32
+            x = patchify_tokens(video, ctx.tubelet, scale, shift, visible, compute)
+            dw = torch.mm(flat.t().to(compute), x.reshape(-1, x.shape[-1])).to(weight.dtype).view_as(weight)
+        if bias is not None and ctx.needs_input_grad[2]:
+            db = flat.float().sum(0).to(bias.dtype)
+        if pos_embed is not None and ctx.needs_input_grad[3]:
+            acc = torch.zeros((pos_embed.reshape(-1, d).shape[0], d), dtype=torch.float32, device=dout.device)
+            if visible is None:
+                acc += dout.float().sum(0)
+            else:
+                idx = visible.reshape(-1) if visible.dim() == 2 else visible.repeat(dout.shape[0])
+                acc.index_add_(0, idx.long(), flat.float())
+            dpos = acc.to(pos_embed.dtype).view_as(pos_embed)
+        return None, dw, db, dpos, None, None, None, None, None
