@@ -24,7 +24,7 @@ def _dali_cpu_decode(payloads: list[bytes]) -> list[np.ndarray]:
     @pipeline_def(batch_size=len(payloads), num_threads=1, device_id=None, exec_dynamic=True)
     def pipe():
         data = fn.external_source(source=lambda: [np.frombuffer(p, np.uint8) for p in payloads], batch=True,
-                                  dtype=types.UINT8, cycle=False)
+                                  dtype=types.UINT8)
         return fn.decoders.video(data, device="cpu")
 
     p = pipe()
