@@ -1,0 +1,46 @@
+"""BabyWorld: a procedural infant's-eye video world that ships with babyfast, and its milestone probes.
+
+- `write_corpus(out, ...)` renders recordings (plus `utterances.csv`, `ages.csv`, per-frame truth) in
+  the folder layout `babyfast ingest` reads (`babyfast synth OUT` on the command line).
+- `write_probes(out, ...)` writes held-out probe suites with answer keys (`babyfast synth-probes OUT`);
+  `load_suite` / `score` read them back and score a responder.
+- `load_truth(path)` reads a recording's ground truth.
+
+See `corpus`, `probes` and `truth` for the file layouts. Names are imported on first use, so that the
+command line (which imports `babyfast.synth._cli`) starts without loading numpy.
+
+Example::
+
+    from babyfast.synth import write_corpus, write_probes, load_suite, score
+    write_corpus("demo/world", children=2, hours=0.02, size=128)
+    write_probes("demo/probes", size=128, trials=60, quads=12)
+    print(score(load_suite("demo/probes/left_right"), lambda q: 0))  # always "left": chance
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "write_corpus": "corpus", "plan_corpus": "corpus", "parse_size": "corpus", "Corpus": "corpus",
+    "RecordingInfo": "corpus",
+    "write_probes": "probes", "SUITES": "probes",
+    "load_suite": "suites", "load_suites": "suites", "score": "suites", "Suite": "suites", "Trial": "suites",
+    "Question": "suites", "Score": "suites", "wilson_interval": "suites", "chance_interval": "suites",
+    "load_truth": "truth", "Truth": "truth",
+    "CATEGORIES": "vocab", "Category": "vocab", "TRAIN_INSTANCES": "vocab", "PROBE_INSTANCES": "vocab",
+    "read_vocabulary": "vocab", "write_vocabulary": "vocab",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
