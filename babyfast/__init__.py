@@ -2,7 +2,26 @@
 
 The store (`babyfast.store`), the synthetic world (`babyfast.synth`) and the clip loader live here;
 kernels, training and evaluation are `babyfast.kernels`, `babyfast.train`, `babyfast.eval`.
+`import babyfast` stays light: torch is imported only when the loader is first used.
 """
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Augment", "ClipLoader", "ClipPlan", "__version__"]
+
+_LAZY = {
+    "ClipLoader": "babyfast.loader.clip_loader",
+    "Augment": "babyfast.loader.augment",
+    "ClipPlan": "babyfast.loader.plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'babyfast' has no attribute {name!r}")

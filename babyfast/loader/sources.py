@@ -1,0 +1,238 @@
+"""Where the loader's frames come from: a babyfast store (fast path) or plain video files (no ingest).
+
+Both give the loader the same four things: per-video frame counts and ages (for the planner), per-video
+metadata (id, subject, timestamps, utterances), and `frames(requests)`: the decoded uint8 frames of a batch
+of (video, frame indices) requests, each either an array (n, H, W, 3) or an exception saying what failed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoMeta:
+    id: str
+    subject: str
+    age_days: float
+    fps: float
+    timestamps: np.ndarray | None = None
+    utterances: list[tuple[float, float, str]] | None = None
+
+
+class ChunkError(RuntimeError):
+    """A chunk that could not be read or decoded; names the video and the chunk."""
+
+    def __init__(self, video: str, chunk: int, what: str) -> None:
+        super().__init__(f"video {video!r} chunk {chunk}: {what}")
+        self.video, self.chunk, self.what = video, chunk, what
+
+
+class StoreSource:
+    """Frames from a babyfast store: the C++ reader fetches chunk bytes, PyAV/zstd decode them on the CPU."""
+
+    def __init__(self, store: str | os.PathLike[str], threads: int = 2) -> None:
+        from babyfast.store import format as fmt
+
+        self.path = Path(store)
+        self.info = fmt.store_info(self.path)
+        self.index = fmt.read_index(self.path)
+        if len(self.index["id"]) == 0:
+            raise ValueError(f"{self.path}: the store holds no videos; ingest some first (babyfast ingest)")
+        self.ids = [str(v) for v in self.index["id"]]
+        self.frames_per_video = self.index["frames"].astype(np.int64)
+        self.ages = self.index["age_days"].astype(np.float64)
+        self.threads = threads
+        self._reader = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+        self._meta: dict[int, VideoMeta] = {}
+        self._attrs: dict[int, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # C++ readers and thread pools stay in the process that made them; workers make their own
+        state = dict(self.__dict__)
+        state.update(_reader=None, _pool=None)
+        return state
+
+    @property
+    def gop(self) -> int:
+        return self.info.gop
+
+    def _attrs_of(self, v: int) -> dict[str, Any]:
+        if v not in self._attrs:
+            from babyfast.store import format as fmt
+
+            self._attrs[v] = fmt.video_attrs(self.path, self.ids[v])
+        return self._attrs[v]
+
+    def meta(self, v: int) -> VideoMeta:
+        if v not in self._meta:
+            import zarr
+
+            attrs = self._attrs_of(v)
+            group = zarr.open_group(str(self.path / "videos" / self.ids[v]), mode="r")
+            utts = None
+            if "utterances" in group:
+                u = group["utterances"]
+                utts = list(zip(u["start"][:].tolist(), u["end"][:].tolist(), [str(t) for t in u["text"][:]]))
+            self._meta[v] = VideoMeta(
+                id=self.ids[v], subject=attrs.get("subject") or "", fps=float(attrs["fps"]),
+                age_days=float("nan") if attrs.get("age_days") is None else float(attrs["age_days"]),
+                timestamps=np.asarray(group["timestamps"][:]), utterances=utts or [])
+        return self._meta[v]
+
+    def _ensure(self) -> None:
+        if self._pid != os.getpid():  # a forked DataLoader worker: the parent's threads do not exist here
+            self._reader, self._pool, self._pid = None, None, os.getpid()
+        if self._reader is None:
+            from babyfast.store.reader import ChunkReader
+
+            self._reader = ChunkReader(self.path, threads=self.threads, verify=True)
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-decode")
+
+    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
+        """Decode the frames of each (video index, frame indices) request; chunks shared by requests are
+        read and decoded once."""
+        from babyfast.store.codec import decode_gop
+
+        self._ensure()
+        g = self.info.gop
+        needed = sorted({(v, int(c)) for v, idx in requests for c in np.unique(idx // g)})
+        batch = self._reader.read([(self.ids[v], c) for v, c in needed], on_error="mark")
+        errors: dict[tuple[int, int], ChunkError] = {}
+        payloads = []
+        for i, (v, c) in enumerate(needed):
+            err = batch.error(i)
+            if err is not None:
+                errors[(v, c)] = ChunkError(self.ids[v], c, err)
+            else:
+                payloads.append(((v, c), batch.payload(i)))
+
+        def decode(item):
+            (v, c), payload = item
+            a = self._attrs_of(v)
+            try:
+                return (v, c), decode_gop(payload, a["codec"], g, int(a["height"]), int(a["width"]))
+            except Exception as e:  # noqa: BLE001  (a bad chunk is reported per clip, not fatal)
+                return (v, c), ChunkError(self.ids[v], c, f"does not decode: {e}")
+
+        decoded: dict[tuple[int, int], Any] = dict(self._pool.map(decode, payloads))
+        del batch, payloads  # release the reader's arena
+        decoded.update(errors)
+        out: list[np.ndarray | ChunkError] = []
+        for v, idx in requests:
+            chunks = idx // g
+            bad = next((decoded[(v, int(c))] for c in np.unique(chunks) if isinstance(decoded[(v, int(c))], ChunkError)), None)
+            if bad is not None:
+                out.append(bad)
+                continue
+            out.append(np.stack([decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks)]))
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        self._reader = self._pool = None
+
+
+class VideoFileSource:
+    """Frames straight from video files with PyAV (seek to the keyframe before the clip, decode forward).
+
+    Slower than a store: every clip pays a seek, the decode of the GOP head and a resize at full source
+    resolution. Frames are the source's own (no resampling); sizes must agree, or pass `size` to resize
+    the short side and centre-crop.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], size: int | None = None, threads: int = 2) -> None:
+        from babyfast.store.source import SourceError, open_source
+
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("from_videos: no video paths given")
+        self.size = size
+        self.threads = threads
+        counts, fps, shapes = [], [], []
+        for p in self.paths:
+            try:
+                container, stream = open_source(p)
+            except SourceError as e:
+                raise ValueError(f"{p}: {e}") from e
+            with container:
+                n = stream.frames or 0
+                if n <= 0:  # some containers do not store a frame count: count packets instead
+                    n = sum(1 for pkt in container.demux(stream) if pkt.size)
+                counts.append(n)
+                rate = stream.average_rate or stream.guessed_rate
+                fps.append(float(rate) if rate else 0.0)
+                shapes.append((stream.codec_context.height, stream.codec_context.width))
+        if size is None and len(set(shapes)) > 1:
+            raise ValueError(f"from_videos: frame sizes differ ({sorted(set(shapes))}); pass size= to resize")
+        self.ids = [p.stem for p in self.paths]
+        self.frames_per_video = np.array(counts, dtype=np.int64)
+        self.ages = np.full(len(self.paths), np.nan)
+        self.fps = fps
+        self.gop = 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        return state
+
+    def meta(self, v: int) -> VideoMeta:
+        return VideoMeta(id=self.ids[v], subject="", age_days=float("nan"), fps=self.fps[v], utterances=[])
+
+    def _clip(self, v: int, idx: np.ndarray) -> np.ndarray | ChunkError:
+        import av
+
+        from babyfast.store.source import _centre_crop, output_size
+
+        path = self.paths[v]
+        want = set(int(i) for i in idx)
+        got: dict[int, np.ndarray] = {}
+        try:
+            with av.open(str(path)) as c:
+                s = c.streams.video[0]
+                s.thread_type = "AUTO"
+                rate = s.average_rate or s.guessed_rate
+                t0 = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+                first = int(idx.min())
+                c.seek(int((t0 + first / float(rate)) / s.time_base), stream=s, backward=True, any_frame=False)
+                for frame in c.decode(s):
+                    k = int(round((float(frame.time) - t0) * float(rate)))
+                    if k in want:
+                        if self.size is None:
+                            img = frame.to_ndarray(format="rgb24")
+                        else:
+                            sw, sh, ow, oh = output_size(frame.width, frame.height, self.size, True)
+                            img = _centre_crop(frame.reformat(width=sw, height=sh, format="rgb24",
+                                                              interpolation="AREA").to_ndarray(), ow, oh)
+                        got[k] = img
+                    if k >= int(idx.max()):
+                        break
+        except av.error.FFmpegError as e:
+            return ChunkError(self.ids[v], int(idx[0]), f"{path}: {e}")
+        missing = sorted(want - set(got))
+        if missing:
+            return ChunkError(self.ids[v], int(idx[0]), f"{path}: frames {missing[:5]} not found")
+        return np.stack([got[int(i)] for i in idx])
+
+    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
+        if self._pool is None or self._pid != os.getpid():  # none yet, or the parent's (forked worker)
+            self._pool, self._pid = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-pyav"), os.getpid()
+        return list(self._pool.map(lambda r: self._clip(*r), requests))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        self._pool = None

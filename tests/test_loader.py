@@ -1,0 +1,258 @@
+"""ClipLoader on the CPU: exactly-once sharding, determinism, resume, frames, augmentation, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from _media import make_video
+
+import babyfast.store  # noqa: F401
+from babyfast.loader.augment import Augment
+from babyfast.loader.clip_loader import ClipLoader
+from babyfast.store.ingest import ingest
+
+ROOT = Path(__file__).resolve().parents[1]
+NONE = Augment.none()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("loader")
+    src = tmp / "src"
+    src.mkdir()
+    for i, n in enumerate([120, 90, 150]):
+        make_video(src / f"v{i}.mp4", frames=n, w=64, h=48, rate=30)
+    (src / "ages.csv").write_text("video,subject,age_days\nv0,S1,300\nv1,S1,100\nv2,S2,200\n")
+    (src / "utterances.csv").write_text("video,start,end,text\nv0,0.0,0.5,look at the ball!\nv0,2.0,2.5,a duck\n")
+    r = ingest(src, tmp / "store", fps=10, size=32, gop=4, codec="raw", shard_chunks=2, progress=False)
+    assert r.ok, r.problems
+    return tmp / "store"
+
+
+def clip_keys(batches) -> list[tuple[str, int]]:
+    return [(v, int(s)) for b in batches for v, s in zip(b["video_id"], b["start"])]
+
+
+def all_candidates(store: Path, span: int, stride: int) -> Counter:
+    g = zarr.open_group(str(store), mode="r")
+    out = Counter()
+    for v in ("v0", "v1", "v2"):
+        n = g[f"videos/{v}/frames"].shape[0]
+        out.update((v, s) for s in range(0, n - span + 1, stride))
+    return out
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_exactly_once_over_ranks_and_workers(store: Path, world: int) -> None:
+    expected = all_candidates(store, 4, 4)
+    n = sum(expected.values())
+    seen = Counter()
+    for rank in range(world):
+        loader = ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, rank=rank, world_size=world,
+                            drop_last=True, seed=5)
+        if world == 2:  # one rank through a DataLoader with workers: the same clips, in the same order
+            plain = clip_keys(loader)
+            loader.set_epoch(0)
+            dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2)
+            assert clip_keys(dl) == plain
+            seen.update(plain)
+        else:
+            seen.update(clip_keys(loader))
+    assert all(c == 1 for c in seen.values()), "a clip was read twice"
+    assert set(seen) <= set(expected)
+    per_rank = (n // world) // 2 * 2  # drop_last: whole batches of each rank's share
+    assert sum(seen.values()) == per_rank * world
+
+
+def test_pad_reads_every_clip(store: Path) -> None:
+    expected = all_candidates(store, 4, 4)
+    seen = Counter()
+    for rank in range(3):
+        seen.update(clip_keys(ClipLoader(store, clip_len=4, batch_size=1, augment=NONE, rank=rank, world_size=3,
+                                         drop_last=False)))
+    assert set(seen) == set(expected)
+
+
+def test_determinism_and_seed(store: Path) -> None:
+    aug = Augment(size=24, brightness=0.3, contrast=0.3, saturation=0.3, hue=10)
+    a = list(ClipLoader(store, clip_len=8, batch_size=3, augment=aug, seed=1))
+    b = list(ClipLoader(store, clip_len=8, batch_size=3, augment=aug, seed=1))
+    c = list(ClipLoader(store, clip_len=8, batch_size=3, augment=aug, seed=2))
+    assert clip_keys(a) == clip_keys(b) and clip_keys(a) != clip_keys(c)
+    assert all(torch.equal(x["video"], y["video"]) for x, y in zip(a, b))
+    assert a[0]["video"].shape == (3, 8, 24, 24, 3) and a[0]["video"].dtype == torch.uint8
+
+
+def test_frames_equal_zarr_slicing(store: Path) -> None:
+    g = zarr.open_group(str(store), mode="r")
+    for b in ClipLoader(store, clip_len=6, batch_size=4, augment=NONE, seed=3):
+        for v, s, clip, fi in zip(b["video_id"], b["start"], b["video"], b["frame_index"]):
+            s = int(s)
+            assert np.array_equal(clip.numpy(), g[f"videos/{v}/frames"][s:s + 6])
+            assert fi.tolist() == list(range(s, s + 6))
+    strided = ClipLoader(store, clip_len=3, batch_size=2, augment=Augment(size=None, flip=0, temporal_stride=3))
+    b = next(iter(strided))
+    v, s = b["video_id"][0], int(b["start"][0])
+    assert np.array_equal(b["video"][0].numpy(), g[f"videos/{v}/frames"][s:s + 7:3])
+
+
+def test_metadata_ages_utterances_timestamps(store: Path) -> None:
+    g = zarr.open_group(str(store), mode="r")
+    ages = {"v0": 300.0, "v1": 100.0, "v2": 200.0}
+    found_utterance = False
+    for b in ClipLoader(store, clip_len=4, batch_size=4, augment=NONE):
+        for i, v in enumerate(b["video_id"]):
+            assert b["age_days"][i].item() == ages[v] and b["subject"][i] == ("S2" if v == "v2" else "S1")
+            s = int(b["start"][i])
+            np.testing.assert_allclose(b["timestamps"][i].numpy(), g[f"videos/{v}/timestamps"][s:s + 4])
+            t0, t1 = b["timestamps"][i][0].item(), b["timestamps"][i][-1].item() + 0.1
+            want = [u for u in [(0.0, 0.5, "look at the ball!"), (2.0, 2.5, "a duck")] if v == "v0" and u[0] < t1 and u[1] > t0]
+            assert b["utterances"][i] == want
+            found_utterance |= bool(want)
+    assert found_utterance
+
+
+def test_age_order_is_youngest_first(store: Path) -> None:
+    b = ClipLoader(store, clip_len=4, batch_size=1, augment=NONE, order="age", window=1)
+    ages = [x["age_days"][0].item() for x in b]
+    assert ages == sorted(ages)
+
+
+def test_augmentation_is_consistent_across_frames(store: Path) -> None:
+    aug = Augment(size=16, scale=(0.2, 0.6), flip=0.5)
+    loader = ClipLoader(store, clip_len=4, batch_size=8, augment=aug, seed=9)
+    batch = next(iter(loader))
+    g = zarr.open_group(str(store), mode="r")
+    params = aug.draw(9, 0, batch["position"].numpy(), 32, 32)
+    assert len({tuple(b) for b in params.box}) > 1 and 0 < params.flip.sum() < 8
+    for i, (v, s) in enumerate(zip(batch["video_id"], batch["start"])):
+        raw = torch.from_numpy(g[f"videos/{v}/frames"][int(s):int(s) + 4]).permute(0, 3, 1, 2).float()
+        y0, x0, h, w = params.box[i]
+        # the same box and flip on every frame: compare with torch applied frame by frame, independently
+        for t in range(4):
+            crop = raw[t:t + 1, :, y0:y0 + h, x0:x0 + w]
+            ref = torch.nn.functional.interpolate(crop, size=(16, 16), mode="bilinear", antialias=True,
+                                                  align_corners=False).round().clamp(0, 255)
+            if params.flip[i]:
+                ref = ref.flip(-1)
+            assert torch.equal(batch["video"][i, t].permute(2, 0, 1).float(), ref[0])
+
+
+def test_resume_with_other_worker_counts(store: Path) -> None:
+    full = clip_keys(ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, seed=4))
+    first = ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, seed=4)
+    dl = torch.utils.data.DataLoader(first, batch_size=None, num_workers=2)
+    got = []
+    for k, batch in enumerate(dl):
+        got.append(batch)
+        if k == 4:
+            state = first.state_from_batch(batch)
+            break
+    second = ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, seed=4)
+    second.load_state_dict(json.loads(json.dumps(state)))
+    rest = list(torch.utils.data.DataLoader(second, batch_size=None, num_workers=3))
+    assert clip_keys(got) + clip_keys(rest) == full
+    third = ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, seed=4)
+    third.load_state_dict(state)
+    assert clip_keys(third) == clip_keys(rest)  # plain iteration, no workers
+    with pytest.raises(ValueError, match="other settings"):
+        ClipLoader(store, clip_len=4, batch_size=3, augment=NONE, seed=4).load_state_dict(state)
+
+
+def test_resume_after_killed_process(store: Path, tmp_path: Path) -> None:
+    script = ROOT / "tests" / "_loader_resume.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), str(store), str(out), "--slow"], env=env)
+    log = out / "batches.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([sys.executable, str(script), str(store), str(out)], env=env, check=True)
+    resumed = [json.loads(x) for x in log.read_text().splitlines()]
+    ref_out = tmp_path / "ref"
+    subprocess.run([sys.executable, str(script), str(store), str(ref_out)], env=env, check=True)
+    uninterrupted = [json.loads(x) for x in (ref_out / "batches.jsonl").read_text().splitlines()]
+    # a batch received but not yet checkpointed when killed is received again: compare by batch index
+    by_index = {b["batch_index"]: b for b in resumed}
+    assert [by_index[b["batch_index"]] for b in uninterrupted] == uninterrupted
+    assert len(by_index) == len(uninterrupted)
+
+
+def test_torchrun_two_processes(store: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ranks.json"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(ROOT / "tests" / "_loader_torchrun.py"), str(store), str(out)],
+                   env=env, check=True, timeout=120)
+    result = json.loads(out.read_text())
+    a, b = (set(map(tuple, r)) for r in result["ranks"])
+    assert a and b and not a & b
+    assert len(a | b) == result["expected"]
+
+
+def test_errors_at_construction(tmp_path: Path, store: Path) -> None:
+    from babyfast.store import StoreError
+
+    with pytest.raises(StoreError, match="no such store"):
+        ClipLoader(tmp_path / "nope")
+    ingest(tmp_path, tmp_path / "empty", progress=False)
+    with pytest.raises(ValueError, match="holds no videos"):
+        ClipLoader(tmp_path / "empty")
+    with pytest.raises(ValueError, match="spans 60 frames .* longest video has 50"):
+        ClipLoader(store, clip_len=60)
+    with pytest.raises(ValueError, match="on_error"):
+        ClipLoader(store, on_error="ignore")
+
+
+def test_corrupt_chunk_skip_and_raise(store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(store, bad)
+    shard = bad / "videos" / "v1" / "frames" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF  # inside chunk 0 of v1
+    shard.write_bytes(bytes(data))
+    loader = ClipLoader(bad, clip_len=4, batch_size=2, augment=NONE, on_error="skip")
+    keys = clip_keys(loader)
+    assert ("v1", 0) not in keys and loader.stats()["skipped"] >= 1
+    assert loader.skipped[0][:2] == ("v1", 0)
+    assert len(keys) == len(clip_keys(ClipLoader(store, clip_len=4, batch_size=2, augment=NONE)))
+    with pytest.raises(RuntimeError, match=r"video 'v1' chunk 0"):
+        list(ClipLoader(bad, clip_len=4, batch_size=2, augment=NONE, on_error="raise"))
+
+
+def test_from_videos_reads_plain_files(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    imgs = make_video(src / "a.mp4", frames=30, w=48, h=32, rate=10, crf=0)
+    loader = ClipLoader.from_videos([src / "a.mp4"], clip_len=5, batch_size=2, augment=NONE, seed=1)
+    for b in loader:
+        for s, clip in zip(b["start"], b["video"]):
+            ref = np.stack(imgs[int(s):int(s) + 5])
+            assert np.abs(clip.numpy().astype(int) - ref).mean() < 3  # lossless h264, yuv420 round trip
+
+
+def test_float_output_is_normalized(store: Path) -> None:
+    u = next(iter(ClipLoader(store, clip_len=4, batch_size=2, augment=NONE)))
+    f = next(iter(ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, output="float")))
+    mean = torch.tensor([0.485, 0.456, 0.406]) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]) * 255
+    torch.testing.assert_close(f["video"], (u["video"].float() - mean) / std)
