@@ -22,7 +22,7 @@ install: .venv/.built
 test: install test-cpp test-py
 
 test-cpp: install
-	build/py311/core_tests || build/py*/core_tests
+	@set -e; for t in build/py*/core_tests; do $$t; done
 
 test-py: install
 	$(PY) -m pytest -q tests
@@ -30,8 +30,13 @@ test-py: install
 demo: install
 	$(PY) -m babyfast.demo $(DEMO)
 
+# CPU benchmarks: each script writes bench/results/<name>.json; report.py renders the README tables from them
 bench: install
-	$(PY) -m pytest -q bench --benchmark-only
+	$(PY) bench/ingest.py
+	$(PY) bench/reader.py
+	$(PY) bench/plan.py
+	$(PY) bench/synth.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf build .venv/.built $(DEMO)

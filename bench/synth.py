@@ -116,8 +116,19 @@ def main(argv: list[str] | None = None) -> int:
                     "numpy": np.__version__, "av": av.__version__, "load_avg_1min": os.getloadavg()[0]},
         "results": results,
     }
+    rows = [["corpus 256x256 @10 fps", r["frames"], r["seconds"], r["frames_per_s"],
+             f"{r['seconds_per_6000_frames']} s per 6,000 frames (target <= 60 s)"]
+            for r in [results["corpus_256"]]]
+    if "camera_640x480_30fps" in results:
+        r = results["camera_640x480_30fps"]
+        rows.append(["camera-like 640x480 @30 fps", r["frames"], r["seconds"], r["frames_per_s"],
+                     f"keyframe every {r['keyframe_interval']} frames"])
+    doc["table"] = {"title": "BabyWorld rendering + h264 encoding (synth)",
+                    "columns": ["what", "frames", "seconds", "frames/s", "note"], "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1))
+    tmp_out = args.out.with_name(f".{args.out.name}.tmp")
+    tmp_out.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp_out, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -8,6 +8,7 @@ the loader. Frame sizes need not be even: frames are padded to even sizes for 4:
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +99,7 @@ def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     ctx = av.CodecContext.create("mjpeg", "w")
     ctx.width, ctx.height = w, h
     ctx.pix_fmt = "yuvj444p"
-    ctx.time_base = "1/10"
+    ctx.time_base = Fraction(1, 10)
     ctx.options = {"qmin": str(quality), "qmax": str(quality)}
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuvj444p")
     packets = ctx.encode(vf) + ctx.encode(None)
@@ -117,7 +118,10 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
         return out.reshape(frames, height, width, 3)
     if codec == "jpeg":
         ctx = av.CodecContext.create("mjpeg", "r")
-        decoded = [f for p in ctx.parse(bytes(payload)) for f in ctx.decode(p)] + list(ctx.decode(None))
+        try:
+            decoded = list(ctx.decode(av.Packet(bytes(payload)))) + list(ctx.decode(None))
+        except av.error.FFmpegError as e:
+            raise ValueError(f"{CODEC_NAME}: cannot decode jpeg chunk: {e}") from e
         got = [f.to_ndarray(format="rgb24") for f in decoded]
     else:
         try:
