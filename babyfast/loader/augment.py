@@ -141,14 +141,21 @@ def colour_affine(video: torch.Tensor, mats: np.ndarray, offs: np.ndarray) -> to
     return y.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def crop_resize_flip(clip: np.ndarray, box: np.ndarray, flip: bool, size: int | None) -> np.ndarray:
-    """CPU geometry for one clip (T, H, W, 3) uint8: crop the box, resize to size x size, maybe flip."""
+def crop_resize_flip(clip: np.ndarray | torch.Tensor, box: np.ndarray, flip: bool,
+                     size: int | None) -> np.ndarray | torch.Tensor:
+    """Geometry for one clip (T, H, W, 3) uint8: crop the box, resize to size x size, maybe flip.
+
+    A numpy clip is processed on the CPU and returned as numpy; a torch clip stays on its device (the
+    GPU path), with the same arithmetic.
+    """
     y0, x0, bh, bw = (int(v) for v in box)
+    on_torch = isinstance(clip, torch.Tensor)
     out = clip[:, y0:y0 + bh, x0:x0 + bw]
     if size is not None and (bh, bw) != (size, size):
-        t = torch.from_numpy(np.ascontiguousarray(out)).permute(0, 3, 1, 2).to(torch.float32)
+        t = (out if on_torch else torch.from_numpy(np.ascontiguousarray(out))).permute(0, 3, 1, 2).to(torch.float32)
         t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out = t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        out = t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        out = out if on_torch else out.numpy()
     if flip:
-        out = out[:, :, ::-1]
-    return np.ascontiguousarray(out)
+        out = out.flip(2) if on_torch else out[:, :, ::-1]
+    return out.contiguous() if on_torch else np.ascontiguousarray(out)

@@ -73,7 +73,8 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' but CUDA is not available; pass device='cpu'")
-        self.source = _source if _source is not None else StoreSource(store, threads=threads)
+        self.source = _source if _source is not None else StoreSource(
+            store, threads=threads, device=str(self.device), max_chunks=max(64, 2 * batch_size))
         self.clip_len, self.batch_size, self.seed = clip_len, batch_size, seed
         self.rank, self.world_size = _dist_env(rank, world_size)
         self.order, self.drop_last, self.prefetch, self.threads = order, drop_last, prefetch, threads
@@ -181,10 +182,11 @@ class ClipLoader(torch.utils.data.IterableDataset):
         t2 = time.perf_counter()
         h, w = clips[0].shape[1:3]
         params = self.augment.draw(self.seed, epoch, positions, h, w)
-        out = np.stack([crop_resize_flip(c, params.box[i], bool(params.flip[i]), self.augment.size)
-                        for i, c in enumerate(clips)])
-        video = torch.from_numpy(out)
-        if self.augment.has_colour and self.device.type == "cpu":
+        shaped = [crop_resize_flip(c, params.box[i], bool(params.flip[i]), self.augment.size)
+                  for i, c in enumerate(clips)]
+        # numpy clips came from the CPU decoders; torch clips from DALI, already on the GPU
+        video = torch.stack(shaped) if isinstance(shaped[0], torch.Tensor) else torch.from_numpy(np.stack(shaped))
+        if self.augment.has_colour and (self.device.type == "cpu" or video.is_cuda):
             video = colour_affine(video, *params.affine())
         metas = [self.source.meta(int(v)) for v in videos]
         frame_index = starts[:, None] + frame_offsets[None]
@@ -203,12 +205,13 @@ class ClipLoader(torch.utils.data.IterableDataset):
                 "subject": [m.subject for m in metas],
                 "age_days": torch.tensor([m.age_days for m in metas], dtype=torch.float64),
                 "utterances": utterances, "epoch": epoch, "batch_index": index,
-                "position": torch.from_numpy(positions), "_colour": params.affine() if self.augment.has_colour else None}
+                "position": torch.from_numpy(positions),
+                "_colour": params.affine() if self.augment.has_colour and not video.is_cuda else None}
 
     def _deliver(self, batch: dict[str, Any]) -> dict[str, Any]:
         colour = batch.pop("_colour")
         video = batch["video"]
-        if self.device.type != "cpu":
+        if self.device.type != "cpu" and not video.is_cuda:  # CPU-decoded clips for a GPU consumer
             video = video.pin_memory().to(self.device, non_blocking=True)
             if colour is not None:
                 video = colour_affine(video, *colour)

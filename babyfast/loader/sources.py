@@ -39,7 +39,8 @@ class ChunkError(RuntimeError):
 class StoreSource:
     """Frames from a babyfast store: the C++ reader fetches chunk bytes, PyAV/zstd decode them on the CPU."""
 
-    def __init__(self, store: str | os.PathLike[str], threads: int = 2) -> None:
+    def __init__(self, store: str | os.PathLike[str], threads: int = 2, device: str = "cpu",
+                 max_chunks: int = 64) -> None:
         from babyfast.store import format as fmt
 
         self.path = Path(store)
@@ -51,6 +52,9 @@ class StoreSource:
         self.frames_per_video = self.index["frames"].astype(np.int64)
         self.ages = self.index["age_days"].astype(np.float64)
         self.threads = threads
+        self.device = str(device)
+        self.max_chunks = max_chunks
+        self._gpu = None
         self._reader = None
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
@@ -60,7 +64,7 @@ class StoreSource:
     def __getstate__(self) -> dict[str, Any]:
         # C++ readers and thread pools stay in the process that made them; workers make their own
         state = dict(self.__dict__)
-        state.update(_reader=None, _pool=None)
+        state.update(_reader=None, _pool=None, _gpu=None)
         return state
 
     @property
@@ -98,6 +102,37 @@ class StoreSource:
 
             self._reader = ChunkReader(self.path, threads=self.threads, verify=True)
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-decode")
+        if self.device.startswith("cuda") and self._gpu is None and self.info.codec != "raw":  # raw: zstd on the CPU
+            import torch
+
+            from babyfast.loader.dali_decode import DaliGopDecoder
+
+            index = torch.device(self.device).index
+            self._gpu = DaliGopDecoder(self.info.codec, torch.cuda.current_device() if index is None else index,
+                                       self.max_chunks, self.threads)
+
+    def _decode_gpu(self, payloads: list) -> dict:
+        """GPU decode of one batch of chunks; a chunk DALI cannot decode is retried alone to name it."""
+        g = self.info.gop
+        try:
+            frames = self._gpu.decode([p for _, p in payloads])
+            results = list(zip([k for k, _ in payloads], frames))
+        except Exception:  # noqa: BLE001  (find which chunk broke the batch)
+            results = []
+            for key, p in payloads:
+                try:
+                    results.append((key, self._gpu.decode([p])[0]))
+                except Exception as e:  # noqa: BLE001
+                    results.append((key, ChunkError(self.ids[key[0]], key[1], f"does not decode (DALI): {e}")))
+        out = {}
+        for (v, c), t in results:
+            if not isinstance(t, ChunkError):
+                a = self._attrs_of(v)
+                t = t[:g, :int(a["height"]), :int(a["width"])]
+                if t.shape[0] != g:
+                    t = ChunkError(self.ids[v], c, f"decoded {t.shape[0]} frames, expected {g}")
+            out[(v, c)] = t
+        return out
 
     def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
         """Decode the frames of each (video index, frame indices) request; chunks shared by requests are
@@ -125,7 +160,10 @@ class StoreSource:
             except Exception as e:  # noqa: BLE001  (a bad chunk is reported per clip, not fatal)
                 return (v, c), ChunkError(self.ids[v], c, f"does not decode: {e}")
 
-        decoded: dict[tuple[int, int], Any] = dict(self._pool.map(decode, payloads))
+        if self._gpu is not None:
+            decoded: dict[tuple[int, int], Any] = self._decode_gpu(payloads)
+        else:
+            decoded = dict(self._pool.map(decode, payloads))
         del batch, payloads  # release the reader's arena
         decoded.update(errors)
         out: list[np.ndarray | ChunkError] = []
@@ -135,7 +173,13 @@ class StoreSource:
             if bad is not None:
                 out.append(bad)
                 continue
-            out.append(np.stack([decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks)]))
+            picked = [decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks)]
+            if self._gpu is not None:
+                import torch
+
+                out.append(torch.stack(picked))  # the gather is the one copy out of DALI's buffers
+            else:
+                out.append(np.stack(picked))
         return out
 
     def close(self) -> None:

@@ -1,0 +1,53 @@
+"""GPU decode of store chunks with DALI: NVDEC (`mixed`) for h264/hevc/av1/vp9 GOPs, nvJPEG for jpeg.
+
+Each chunk payload is a self-contained file (a Matroska GOP or a JPEG), so one batch of chunks is one
+DALI batch fed through `external_source`. The decoded frames reach torch through DLPack on the current
+CUDA stream, without a copy; the loader gathers clips from them right away (that gather is the first and
+only copy), so DALI's output buffers are released before the next run.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+
+VIDEO = ("h264", "hevc", "av1", "vp9")
+
+
+class DaliGopDecoder:
+    """Decode batches of chunk payloads (all of one codec and frame size) on one GPU."""
+
+    def __init__(self, codec: str, device_id: int, max_batch: int, threads: int = 2) -> None:
+        if codec not in VIDEO + ("jpeg",):
+            raise ValueError(f"DALI GPU decode handles {', '.join(VIDEO + ('jpeg',))}; the store's codec is {codec!r}")
+        import nvidia.dali.fn as fn
+        import nvidia.dali.types as types
+        from nvidia.dali import pipeline_def
+
+        @pipeline_def(batch_size=max_batch, num_threads=threads, device_id=device_id, exec_dynamic=True,
+                      prefetch_queue_depth=1)
+        def pipe():
+            data = fn.external_source(name="chunks", dtype=types.UINT8, device="cpu", batch=True)
+            if codec == "jpeg":
+                return fn.decoders.image(data, device="mixed", output_type=types.RGB)
+            return fn.decoders.video(data, device="mixed")
+
+        self.codec, self.max_batch = codec, max_batch
+        self._pipe = pipe()
+        self._pipe.build()
+        self._lock = threading.Lock()  # one DALI pipeline: feed and run from one thread at a time
+
+    def decode(self, payloads: Sequence[memoryview | bytes]) -> list[torch.Tensor]:
+        """uint8 CUDA tensors (frames, H', W', 3) per payload; H', W' may be padded to even sizes."""
+        out: list[torch.Tensor] = []
+        for i in range(0, len(payloads), self.max_batch):
+            part = [np.frombuffer(p, dtype=np.uint8) for p in payloads[i:i + self.max_batch]]
+            with self._lock:
+                self._pipe.feed_input("chunks", part)
+                (frames,) = self._pipe.run()
+                for k in range(len(part)):
+                    t = torch.from_dlpack(frames[k])
+                    out.append(t.unsqueeze(0) if self.codec == "jpeg" else t)
+        return out
