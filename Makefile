@@ -30,12 +30,23 @@ test-py: install
 demo: install
 	$(PY) -m babyfast.demo $(DEMO)
 
-# CPU benchmarks: each script writes bench/results/<name>.json; report.py renders the README tables from them
-bench: install
+# The benchmark peers (torchcodec, decord) live in the same venv but are not runtime dependencies.
+# torchcodec needs the system FFmpeg libraries.
+.venv/.bench: .venv/.deps requirements-bench.txt
+	@ldconfig -p | grep -q libavcodec || (apt-get update -qq && apt-get install -y -qq ffmpeg) || \
+	  echo "warning: install the system FFmpeg libraries (apt-get install ffmpeg) for torchcodec"
+	$(PIP) install -q -r requirements-bench.txt
+	touch $@
+
+# CPU benchmarks: each script writes bench/results/<name>.json; report.py renders the README tables from them.
+# GPU benchmarks (bench/kernels.py, bench/loader_gpu.py) run on a lent GPU: see ../shared/GPU.md.
+bench: install .venv/.bench
 	$(PY) bench/ingest.py
 	$(PY) bench/reader.py
 	$(PY) bench/plan.py
 	$(PY) bench/synth.py
+	$(PY) bench/loader.py
+	$(PY) bench/soak.py
 	$(PY) bench/report.py
 
 clean:

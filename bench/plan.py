@@ -28,19 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from babyfast.loader.plan import ORDERS, ClipPlan
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 10_000_000
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_index(videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/plan.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),

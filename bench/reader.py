@@ -44,19 +44,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 5.0
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_bench_store(root: Path, videos: int, chunks: int, gop: int, height: int, width: int,
@@ -286,7 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    machine = {"cpu": _cpu_name(), "cores": cores, "platform": platform.platform(),
+    machine = {"cpu": cpu_name(), "cores": cores, "platform": platform.platform(),
                "python": platform.python_version(), "numpy": np.__version__, "zarr": zarr.__version__,
                "crc32c_hardware": _core.crc32c_has_hardware()}
     rows = []

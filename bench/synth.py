@@ -34,19 +34,13 @@ import numpy as np
 
 from babyfast.synth import write_corpus, write_probes
 from babyfast.synth.world import Recording, RecordingSpec
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 60.0
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _timed(fn):
@@ -112,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "synth",
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__, "av": av.__version__, "load_avg_1min": os.getloadavg()[0]},
         "results": results,
     }

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from babyfast.loader.plan import DEFAULT_WINDOW, ClipPlan, RankBatches, worker_batch_indices
+from babyfast.loader.plan import ClipPlan, RankBatches, worker_batch_indices
 
 ORDERS = ("shuffle", "age", "age_mix")
 WORLDS = (1, 2, 3, 8)

@@ -217,3 +217,19 @@ def test_other_codecs_round_trip(tmp_path: Path, codec: str, gop: int, floor: fl
 def test_jpeg_needs_gop_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gop must be 1"):
         ingest(tmp_path, tmp_path / "store", codec="jpeg", gop=16, progress=False)
+
+
+def test_plain_zarr_python_decodes_without_importing_babyfast(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_video(src / "rec.mp4", frames=40, w=96, h=72)
+    ingest(src, tmp_path / "store", fps=10, size=48, gop=4, codec="raw", progress=False)
+    code = ("import sys, zarr, numpy as np\n"
+            "a = zarr.open_group(sys.argv[1], mode='r')['videos/rec/frames']\n"
+            "np.save(sys.argv[2], a[3:9])\n"
+            "assert 'babyfast' not in sys.modules or 'babyfast.store.codec' in sys.modules\n")
+    # the codec is found through the package's zarr.codecs entry point, not through an import of ours
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "store"), str(tmp_path / "out.npy")], check=True,
+                   cwd=tmp_path)
+    ref, _ = reference(src / "rec.mp4", fps=10, size=48)
+    assert np.array_equal(np.load(tmp_path / "out.npy"), ref[3:9])
