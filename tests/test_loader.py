@@ -256,3 +256,11 @@ def test_float_output_is_normalized(store: Path) -> None:
     mean = torch.tensor([0.485, 0.456, 0.406]) * 255
     std = torch.tensor([0.229, 0.224, 0.225]) * 255
     torch.testing.assert_close(f["video"], (u["video"].float() - mean) / std)
+
+
+def test_dataloader_with_spawned_workers(store: Path) -> None:
+    loader = ClipLoader(store, clip_len=4, batch_size=2, augment=NONE, seed=6)
+    plain = clip_keys(loader)
+    loader.set_epoch(0)
+    dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="spawn")
+    assert clip_keys(dl) == plain

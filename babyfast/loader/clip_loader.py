@@ -100,6 +100,16 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started with spawn receive the loader pickled; locks do not pickle
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @classmethod
     def from_videos(cls, paths: Sequence[str | os.PathLike[str]], size: int | None = None, **kwargs: Any) -> ClipLoader:
         """A loader over plain video files (no store, no ingest; slower: PyAV seeks and decodes per clip)."""
