@@ -142,3 +142,22 @@ def test_store_format_errors(tmp_path: Path) -> None:
         ingest(tmp_path, tmp_path / "other", progress=False)
     with pytest.raises(ValueError, match="codec 'mpeg2'"):
         ingest(tmp_path, tmp_path / "s", codec="mpeg2", progress=False)
+
+
+def test_index_catches_up_with_videos_published_before_a_kill(tmp_path: Path) -> None:
+    import shutil
+
+    src, store = tmp_path / "src", tmp_path / "store"
+    src.mkdir()
+    make_video(src / "a.mp4", frames=20, w=64, h=48)
+    make_video(src / "b.mp4", frames=20, w=64, h=48)
+    ingest(src, store, size=32, gop=4, progress=False)
+    # as if killed after b was renamed into videos/ but before the index was rewritten
+    shutil.rmtree(store / "index")
+    from babyfast.store.format import write_index, index_row, video_attrs
+
+    write_index(store, [index_row("a", video_attrs(store, "a"))])
+    assert list(read_index(store)["id"]) == ["a"]
+    r = ingest(src, store, size=32, gop=4, progress=False)
+    assert sorted(r.skipped) == ["a", "b"]
+    assert list(read_index(store)["id"]) == ["a", "b"]

@@ -380,8 +380,8 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     finally:
         if bar is not None:
             bar.close()
-        if not (Path(store) / fmt.INDEX / "zarr.json").exists() or result.ingested:
-            fmt.write_index(store, list(rows.values()))
+        # always: a run killed between publishing a video and indexing it left the index behind the tree
+        fmt.write_index(store, list(rows.values()))
         for p in result.problems:
             log_events.append({"event": p.kind, "file": p.file, "reason": p.reason})
         result.seconds = time.time() - started
