@@ -37,14 +37,19 @@ class DaliGopDecoder:
         self.codec, self.max_batch = codec, max_batch
         self._pipe = pipe()
         self._pipe.build()
-        self._lock = threading.Lock()  # one DALI pipeline: feed and run from one thread at a time
+        # One pipeline: feed and run from one thread at a time. Re-entrant, so that the caller can hold it
+        # until it has gathered its clips from the returned views: the next run may reuse DALI's buffers.
+        self.lock = threading.RLock()
 
     def decode(self, payloads: Sequence[memoryview | bytes]) -> list[torch.Tensor]:
-        """uint8 CUDA tensors (frames, H', W', 3) per payload; H', W' may be padded to even sizes."""
+        """uint8 CUDA tensors (frames, H', W', 3) per payload; H', W' may be padded to even sizes.
+
+        The tensors are views of DALI's output buffers: use them while holding `self.lock`.
+        """
         out: list[torch.Tensor] = []
         for i in range(0, len(payloads), self.max_batch):
             part = [np.frombuffer(p, dtype=np.uint8) for p in payloads[i:i + self.max_batch]]
-            with self._lock:
+            with self.lock:
                 self._pipe.feed_input("chunks", part)
                 (frames,) = self._pipe.run()
                 for k in range(len(part)):

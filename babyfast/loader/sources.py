@@ -161,12 +161,20 @@ class StoreSource:
                 return (v, c), ChunkError(self.ids[v], c, f"does not decode: {e}")
 
         if self._gpu is not None:
-            decoded: dict[tuple[int, int], Any] = self._decode_gpu(payloads)
-        else:
-            decoded = dict(self._pool.map(decode, payloads))
+            import torch
+
+            with self._gpu.lock:  # the decoded frames are views of DALI's buffers until gathered
+                clips = self._assemble(requests, {**self._decode_gpu(payloads), **errors})
+                # the gather runs on torch's stream, DALI's next run on its own: finish reading first
+                torch.cuda.current_stream().synchronize()
+                return clips
+        decoded = dict(self._pool.map(decode, payloads))
         del batch, payloads  # release the reader's arena
-        decoded.update(errors)
-        out: list[np.ndarray | ChunkError] = []
+        return self._assemble(requests, {**decoded, **errors})
+
+    def _assemble(self, requests: Sequence[tuple[int, np.ndarray]], decoded: dict) -> list:
+        g = self.info.gop
+        out: list[Any] = []
         for v, idx in requests:
             chunks = idx // g
             bad = next((decoded[(v, int(c))] for c in np.unique(chunks) if isinstance(decoded[(v, int(c))], ChunkError)), None)
