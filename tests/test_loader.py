@@ -264,3 +264,25 @@ def test_dataloader_with_spawned_workers(store: Path) -> None:
     loader.set_epoch(0)
     dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="spawn")
     assert clip_keys(dl) == plain
+
+
+@pytest.mark.parametrize("codec,gop", [("vp9", 4), ("jpeg", 1)])
+def test_dali_cpu_decoder_matches_pyav(tmp_path: Path, codec: str, gop: int) -> None:
+    pytest.importorskip("nvidia.dali")
+    src = tmp_path / "src"
+    src.mkdir()
+    make_video(src / "v.mp4", frames=90, w=64, h=48, rate=30)
+    ingest(src, tmp_path / "store", fps=10, size=32, gop=gop, codec=codec, progress=False)
+    dali = ClipLoader(tmp_path / "store", clip_len=4, batch_size=3, augment=NONE, seed=2, decoder="dali")
+    pyav = ClipLoader(tmp_path / "store", clip_len=4, batch_size=3, augment=NONE, seed=2, decoder="pyav")
+    assert dali.source._dali_cpu is None  # made lazily, per process
+    for a, b in zip(dali, pyav):
+        assert clip_keys([a]) == clip_keys([b])
+        from _media import psnr
+
+        # one bitstream, two decoders: they differ only in how chroma is upsampled to RGB
+        assert psnr(a["video"].numpy(), b["video"].numpy()) > 35
+    assert dali.source._dali_cpu is not None and pyav.source._dali_cpu is None
+    with pytest.raises(ValueError, match="DALI's CPU decoders read vp9, jpeg"):
+        ingest(src, tmp_path / "h", fps=10, size=32, gop=4, progress=False)
+        next(iter(ClipLoader(tmp_path / "h", clip_len=4, batch_size=3, augment=NONE, decoder="dali")))

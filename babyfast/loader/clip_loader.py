@@ -60,7 +60,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
                  drop_last: bool = True, prefetch: int = 4, threads: int = 2, on_error: str = "skip",
                  output: str = "uint8", mean: Sequence[float] = (0.485, 0.456, 0.406),
                  std: Sequence[float] = (0.229, 0.224, 0.225), window: int = DEFAULT_WINDOW,
-                 stride: int | None = None, _source: Any = None) -> None:
+                 stride: int | None = None, decoder: str = "auto", _source: Any = None) -> None:
         super().__init__()
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -74,7 +74,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' but CUDA is not available; pass device='cpu'")
         self.source = _source if _source is not None else StoreSource(
-            store, threads=threads, device=str(self.device), max_chunks=max(64, 2 * batch_size))
+            store, threads=threads, device=str(self.device), max_chunks=max(64, 2 * batch_size), decoder=decoder)
         self.clip_len, self.batch_size, self.seed = clip_len, batch_size, seed
         self.rank, self.world_size = _dist_env(rank, world_size)
         self.order, self.drop_last, self.prefetch, self.threads = order, drop_last, prefetch, threads

@@ -1,9 +1,10 @@
-"""GPU decode of store chunks with DALI: NVDEC (`mixed`) for h264/hevc/av1/vp9 GOPs, nvJPEG for jpeg.
+"""Decode store chunks with DALI: on the GPU, NVDEC (`mixed`) for h264/hevc/av1/vp9 GOPs and nvJPEG for
+jpeg; on the CPU, DALI's CPU decoders for the codecs they support (vp9 and jpeg).
 
 Each chunk payload is a self-contained file (a Matroska GOP or a JPEG), so one batch of chunks is one
-DALI batch fed through `external_source`. The decoded frames reach torch through DLPack on the current
-CUDA stream, without a copy; the loader gathers clips from them right away (that gather is the first and
-only copy), so DALI's output buffers are released before the next run.
+DALI batch fed through `external_source`. On the GPU the decoded frames reach torch through DLPack on the
+current CUDA stream, without a copy; the loader gathers clips from them right away (that gather is the
+first and only copy), so DALI's output buffers are released before the next run.
 """
 from __future__ import annotations
 
@@ -14,14 +15,19 @@ import numpy as np
 import torch
 
 VIDEO = ("h264", "hevc", "av1", "vp9")
+CPU_CODECS = ("vp9", "jpeg")  # what DALI's CPU decoders read (its CPU video decoder refuses h264/hevc)
 
 
 class DaliGopDecoder:
-    """Decode batches of chunk payloads (all of one codec and frame size) on one GPU."""
+    """Decode batches of chunk payloads (all of one codec and frame size) on one GPU, or on the CPU
+    (`device_id=None`)."""
 
-    def __init__(self, codec: str, device_id: int, max_batch: int, threads: int = 2) -> None:
-        if codec not in VIDEO + ("jpeg",):
-            raise ValueError(f"DALI GPU decode handles {', '.join(VIDEO + ('jpeg',))}; the store's codec is {codec!r}")
+    def __init__(self, codec: str, device_id: int | None, max_batch: int, threads: int = 2) -> None:
+        allowed = VIDEO + ("jpeg",) if device_id is not None else CPU_CODECS
+        if codec not in allowed:
+            where = "GPU" if device_id is not None else "CPU"
+            raise ValueError(f"DALI {where} decode handles {', '.join(allowed)}; the store's codec is {codec!r}")
+        backend = "cpu" if device_id is None else "mixed"
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
         from nvidia.dali import pipeline_def
@@ -31,20 +37,21 @@ class DaliGopDecoder:
         def pipe():
             data = fn.external_source(name="chunks", dtype=types.UINT8, device="cpu", batch=True)
             if codec == "jpeg":
-                return fn.decoders.image(data, device="mixed", output_type=types.RGB)
-            return fn.decoders.video(data, device="mixed")
+                return fn.decoders.image(data, device=backend, output_type=types.RGB)
+            return fn.decoders.video(data, device=backend)
 
-        self.codec, self.max_batch = codec, max_batch
+        self.codec, self.max_batch, self.on_gpu = codec, max_batch, device_id is not None
         self._pipe = pipe()
         self._pipe.build()
         # One pipeline: feed and run from one thread at a time. Re-entrant, so that the caller can hold it
         # until it has gathered its clips from the returned views: the next run may reuse DALI's buffers.
         self.lock = threading.RLock()
 
-    def decode(self, payloads: Sequence[memoryview | bytes]) -> list[torch.Tensor]:
-        """uint8 CUDA tensors (frames, H', W', 3) per payload; H', W' may be padded to even sizes.
+    def decode(self, payloads: Sequence[memoryview | bytes]) -> list[torch.Tensor | np.ndarray]:
+        """uint8 (frames, H', W', 3) per payload; H', W' may be padded to even sizes.
 
-        The tensors are views of DALI's output buffers: use them while holding `self.lock`.
+        On the GPU: CUDA tensors that view DALI's output buffers (use them while holding `self.lock`).
+        On the CPU: numpy arrays of their own.
         """
         out: list[torch.Tensor] = []
         for i in range(0, len(payloads), self.max_batch):
@@ -53,6 +60,6 @@ class DaliGopDecoder:
                 self._pipe.feed_input("chunks", part)
                 (frames,) = self._pipe.run()
                 for k in range(len(part)):
-                    t = torch.from_dlpack(frames[k])
-                    out.append(t.unsqueeze(0) if self.codec == "jpeg" else t)
+                    t = torch.from_dlpack(frames[k]) if self.on_gpu else np.array(frames[k])
+                    out.append(t[None] if self.codec == "jpeg" else t)
         return out

@@ -37,10 +37,15 @@ class ChunkError(RuntimeError):
 
 
 class StoreSource:
-    """Frames from a babyfast store: the C++ reader fetches chunk bytes, PyAV/zstd decode them on the CPU."""
+    """Frames from a babyfast store: the C++ reader fetches chunk bytes; DALI decodes them on the GPU
+    (device "cuda"), or on the CPU DALI's CPU decoders (vp9, jpeg) or PyAV (h264, hevc, av1) in threads,
+    and zstd for raw.
+
+    decoder: "auto" (DALI where it applies and is installed), "dali" or "pyav".
+    """
 
     def __init__(self, store: str | os.PathLike[str], threads: int = 2, device: str = "cpu",
-                 max_chunks: int = 64) -> None:
+                 max_chunks: int = 64, decoder: str = "auto") -> None:
         from babyfast.store import format as fmt
 
         self.path = Path(store)
@@ -54,7 +59,11 @@ class StoreSource:
         self.threads = threads
         self.device = str(device)
         self.max_chunks = max_chunks
-        self._gpu = None
+        if decoder not in ("auto", "dali", "pyav"):
+            raise ValueError(f"decoder must be 'auto', 'dali' or 'pyav', got {decoder!r}")
+        self.decoder = decoder
+        self._gpu = None  # the GPU decoder (DALI mixed)
+        self._dali_cpu = None
         self._reader = None
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
@@ -64,7 +73,7 @@ class StoreSource:
     def __getstate__(self) -> dict[str, Any]:
         # C++ readers and thread pools stay in the process that made them; workers make their own
         state = dict(self.__dict__)
-        state.update(_reader=None, _pool=None, _gpu=None)
+        state.update(_reader=None, _pool=None, _gpu=None, _dali_cpu=None)
         return state
 
     @property
@@ -96,12 +105,25 @@ class StoreSource:
 
     def _ensure(self) -> None:
         if self._pid != os.getpid():  # a forked DataLoader worker: the parent's threads do not exist here
-            self._reader, self._pool, self._pid = None, None, os.getpid()
+            self._reader, self._pool, self._dali_cpu, self._pid = None, None, None, os.getpid()
         if self._reader is None:
             from babyfast.store.reader import ChunkReader
 
             self._reader = ChunkReader(self.path, threads=self.threads, verify=True)
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-decode")
+        if not self.device.startswith("cuda") and self._dali_cpu is None and self.decoder != "pyav":
+            from babyfast.loader.dali_decode import CPU_CODECS, DaliGopDecoder
+
+            if self.info.codec in CPU_CODECS:
+                try:
+                    self._dali_cpu = DaliGopDecoder(self.info.codec, None, self.max_chunks, self.threads)
+                except ImportError:
+                    if self.decoder == "dali":
+                        raise
+                    log.info("DALI is not installed: PyAV decodes %s chunks on the CPU", self.info.codec)
+            elif self.decoder == "dali":
+                raise ValueError(f"{self.path}: DALI's CPU decoders read {', '.join(CPU_CODECS)}, not "
+                                 f"{self.info.codec!r}; use decoder='pyav' or 'auto'")
         if self.device.startswith("cuda") and self._gpu is None and self.info.codec != "raw":  # raw: zstd on the CPU
             import torch
 
@@ -111,17 +133,17 @@ class StoreSource:
             self._gpu = DaliGopDecoder(self.info.codec, torch.cuda.current_device() if index is None else index,
                                        self.max_chunks, self.threads)
 
-    def _decode_gpu(self, payloads: list) -> dict:
-        """GPU decode of one batch of chunks; a chunk DALI cannot decode is retried alone to name it."""
+    def _decode_dali(self, dali, payloads: list) -> dict:
+        """DALI decode of one batch of chunks; a chunk DALI cannot decode is retried alone to name it."""
         g = self.info.gop
         try:
-            frames = self._gpu.decode([p for _, p in payloads])
+            frames = dali.decode([p for _, p in payloads])
             results = list(zip([k for k, _ in payloads], frames))
         except Exception:  # noqa: BLE001  (find which chunk broke the batch)
             results = []
             for key, p in payloads:
                 try:
-                    results.append((key, self._gpu.decode([p])[0]))
+                    results.append((key, dali.decode([p])[0]))
                 except Exception as e:  # noqa: BLE001
                     results.append((key, ChunkError(self.ids[key[0]], key[1], f"does not decode (DALI): {e}")))
         out = {}
@@ -164,11 +186,14 @@ class StoreSource:
             import torch
 
             with self._gpu.lock:  # the decoded frames are views of DALI's buffers until gathered
-                clips = self._assemble(requests, {**self._decode_gpu(payloads), **errors})
+                clips = self._assemble(requests, {**self._decode_dali(self._gpu, payloads), **errors})
                 # the gather runs on torch's stream, DALI's next run on its own: finish reading first
                 torch.cuda.current_stream().synchronize()
                 return clips
-        decoded = dict(self._pool.map(decode, payloads))
+        if self._dali_cpu is not None:
+            decoded = self._decode_dali(self._dali_cpu, payloads)
+        else:
+            decoded = dict(self._pool.map(decode, payloads))
         del batch, payloads  # release the reader's arena
         return self._assemble(requests, {**decoded, **errors})
 
