@@ -99,16 +99,27 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self._times = dict.fromkeys(_STAGES, 0.0)
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
-        # DataLoader workers started with spawn receive the loader pickled; locks do not pickle
+        # DataLoader workers started with spawn receive the loader pickled; locks and threads do not pickle
         state = dict(self.__dict__)
         del state["_lock"]
+        state["_pool"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def _batch_pool(self) -> ThreadPoolExecutor:
+        """The threads that make batches: one pool per process for the loader's lifetime (epochs reuse it;
+        a forked DataLoader worker makes its own, since the parent's threads do not exist there)."""
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-batch")
+            self._pool_pid = os.getpid()
+        return self._pool
 
     @classmethod
     def from_videos(cls, paths: Sequence[str | os.PathLike[str]], size: int | None = None, **kwargs: Any) -> ClipLoader:
@@ -235,7 +246,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch, done = self.epoch, self.batches_done
         indices = worker_batch_indices(self.batches.num_batches, worker, workers, done)
-        pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-batch")
+        pool = self._batch_pool()
         pending: deque[Future] = deque()
         it = iter(indices)
         try:
@@ -262,6 +273,8 @@ class ClipLoader(torch.utils.data.IterableDataset):
             if info is None:
                 self.epoch, self.batches_done = epoch + 1, 0
         finally:
-            for f in pending:
+            for f in pending:  # an abandoned epoch: drop what was prefetched
                 f.cancel()
-            pool.shutdown(wait=True)
+            for f in pending:
+                if not f.cancelled():
+                    f.exception()  # wait, so that no batch of this epoch is still being made
