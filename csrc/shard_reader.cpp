@@ -332,12 +332,24 @@ const uint8_t* ChunkBatch::data() const {
 // One distinct (path, location, chunks_per_shard) of a batch: opened and indexed once.
 struct ShardReader::Shard {
   const ChunkRequest* request = nullptr;  // the first request naming this shard
-  int fd = -1;
+  int fd = -1;  // owned: closed when the batch's shards go out of scope, also when an exception unwinds
   FileIdentity file;
   std::shared_ptr<const ShardIndex> index;
   ErrorKind error = ErrorKind::kNone;
   int err_no = 0;
   std::string message;
+
+  Shard() = default;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+  Shard(Shard&& o) noexcept
+      : request(o.request), fd(o.fd), file(o.file), index(std::move(o.index)), error(o.error), err_no(o.err_no),
+        message(std::move(o.message)) {
+    o.fd = -1;
+  }
+  ~Shard() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 ShardReader::ShardReader(size_t threads, size_t index_cache, size_t max_idle_arenas)
@@ -521,6 +533,13 @@ ChunkBatch ShardReader::read(const std::vector<ChunkRequest>& requests, bool ver
       return;
     }
     FileCloser closer(own_fd);
+    if (own_fd >= 0 && reopened != shard.file) {
+      // the index was read from another file at this path (it was replaced since): its offsets do not apply
+      read_kinds[i] = ErrorKind::kIo;
+      read_errors[i] = "shard " + quoted(req.path) + " changed while being read (inner chunk " +
+                       std::to_string(req.inner) + "); read it again";
+      return;
+    }
     const uint64_t len = batch.sizes_[i];
     uint8_t* dst = base + batch.offsets_[i];
     const ssize_t got = pread_full(fd, dst, len, file_offset[i]);
@@ -549,8 +568,10 @@ ChunkBatch ShardReader::read(const std::vector<ChunkRequest>& requests, bool ver
     }
   };
   pool_.parallel_for(n, read_one);
-  for (auto& shard : shards)
+  for (auto& shard : shards) {
     if (shard.fd >= 0) ::close(shard.fd);
+    shard.fd = -1;
+  }
 
   uint64_t good_bytes = 0;
   for (size_t i = 0; i < n; ++i) {

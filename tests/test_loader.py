@@ -286,3 +286,29 @@ def test_dali_cpu_decoder_matches_pyav(tmp_path: Path, codec: str, gop: int) -> 
     with pytest.raises(ValueError, match="DALI's CPU decoders read vp9, jpeg"):
         ingest(src, tmp_path / "h", fps=10, size=32, gop=4, progress=False)
         next(iter(ClipLoader(tmp_path / "h", clip_len=4, batch_size=3, augment=NONE, decoder="dali")))
+
+
+def test_store_with_kept_aspect_ratios(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_video(src / "wide.mp4", frames=60, w=96, h=48, rate=10)
+    make_video(src / "tall.mp4", frames=60, w=48, h=96, rate=10)
+    ingest(src, tmp_path / "store", fps=10, size=32, gop=4, codec="raw", crop=False, progress=False)
+    loader = ClipLoader(tmp_path / "store", clip_len=4, batch_size=4, augment=Augment(size=24), seed=1)
+    g = zarr.open_group(str(tmp_path / "store"), mode="r")
+    assert g["videos/wide/frames"].shape[1:3] == (32, 64) and g["videos/tall/frames"].shape[1:3] == (64, 32)
+    batches = list(loader)
+    assert {v for b in batches for v in b["video_id"]} == {"wide", "tall"}
+    assert all(b["video"].shape[2:] == (24, 24, 3) for b in batches)
+    # each clip's box was drawn inside its own video's frames: tall boxes for the tall video and so on
+    shape = {"wide": (32, 64), "tall": (64, 32)}
+    longest = 0
+    for b in batches:
+        hw = np.array([shape[v] for v in b["video_id"]])
+        params = Augment(size=24).draw(1, 0, b["position"].numpy(), hw[:, 0], hw[:, 1])
+        y0, x0, h, w = params.box.T
+        assert np.all(y0 + h <= hw[:, 0]) and np.all(x0 + w <= hw[:, 1])
+        longest = max(longest, int(np.maximum(h, w).max()))
+    assert longest > 32  # boxes longer than the short side exist: each clip used its own frame size
+    with pytest.raises(ValueError, match="differ in frame size"):
+        list(ClipLoader(tmp_path / "store", clip_len=4, batch_size=4, augment=NONE, seed=1))

@@ -77,3 +77,19 @@ def test_reader_bytes_equal_zarr_python_on_ingested_store(store: Path) -> None:
         sr = asyncio.run(_ShardReader.from_bytes(shard, sharding, (2, 1, 1, 1)))
         expected = sr[(c % 2, 0, 0, 0)].to_bytes()
         assert bytes(batch[c]) == expected
+
+
+def test_check_reports_a_video_with_broken_metadata_and_checks_the_rest(store: Path) -> None:
+    (store / "videos" / "b" / "frames" / "zarr.json").write_text("{ not json")
+    r = check(store, progress=False)
+    assert [(v, c) for v, c, _ in r.bad] == [("b", -1)] and "unreadable" in r.bad[0][2]
+    assert r.chunks == 5  # every chunk of video a was still read and decoded
+
+
+def test_loader_skips_clips_of_a_video_with_broken_metadata(store: Path) -> None:
+    from babyfast.loader import Augment, ClipLoader
+
+    (store / "videos" / "b" / "frames" / "zarr.json").write_text("{ not json")
+    loader = ClipLoader(store, clip_len=4, batch_size=2, augment=Augment.none(), on_error="skip")
+    ids = {v for batch in loader for v in batch["video_id"]}
+    assert ids == {"a"} and loader.stats()["skipped"] >= 1 and loader.skipped[0][0] == "b"

@@ -161,3 +161,17 @@ def test_index_catches_up_with_videos_published_before_a_kill(tmp_path: Path) ->
     r = ingest(src, store, size=32, gop=4, progress=False)
     assert sorted(r.skipped) == ["a", "b"]
     assert list(read_index(store)["id"]) == ["a", "b"]
+
+
+def test_a_replacement_interrupted_between_its_renames_loses_nothing(tmp_path: Path) -> None:
+    src, store = tmp_path / "src", tmp_path / "store"
+    src.mkdir()
+    make_video(src / "a.mp4", frames=20, w=64, h=48)
+    ingest(src, store, size=32, gop=4, progress=False)
+    before = tree_digest(store / "videos" / "a")
+    # as if killed after publish() moved the old video aside and before the new one was renamed in
+    aside = store / ".partial" / "~old.123.abcd" / "videos" / "a"
+    aside.parent.mkdir(parents=True)
+    os.rename(store / "videos" / "a", aside)
+    r = ingest(src, store, size=32, gop=4, progress=False)
+    assert r.skipped == ["a"] and tree_digest(store / "videos" / "a") == before

@@ -71,15 +71,19 @@ class Augment:
         """Stored frames a clip of `clip_len` output frames covers."""
         return (clip_len - 1) * self.temporal_stride + 1
 
-    def draw(self, seed: int, epoch: int, positions: np.ndarray, height: int, width: int) -> ClipParams:
-        """Parameters for the clips at these global epoch positions (frames of height x width)."""
+    def draw(self, seed: int, epoch: int, positions: np.ndarray, height: int | np.ndarray,
+             width: int | np.ndarray) -> ClipParams:
+        """Parameters for the clips at these global epoch positions, whose frames are height x width (one
+        size for all, or one per clip: stores ingested with --no-crop keep each video's aspect ratio)."""
         n = len(positions)
+        heights = np.broadcast_to(np.asarray(height), (n,))
+        widths = np.broadcast_to(np.asarray(width), (n,))
         box = np.zeros((n, 4), dtype=np.int64)  # y0, x0, h, w in stored pixels
         flip = np.zeros(n, dtype=bool)
         colour = np.tile(np.array([1.0, 1.0, 1.0, 0.0]), (n, 1))  # brightness, contrast, saturation, hue
         for i, pos in enumerate(positions):
             rng = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFF, int(epoch), int(pos), 0xB4B1])
-            box[i] = self._box(rng, height, width)
+            box[i] = self._box(rng, int(heights[i]), int(widths[i]))
             flip[i] = rng.random() < self.flip
             colour[i, 0] = rng.uniform(1 - self.brightness, 1 + self.brightness)
             colour[i, 1] = rng.uniform(1 - self.contrast, 1 + self.contrast)

@@ -74,7 +74,9 @@ class ClipLoader(torch.utils.data.IterableDataset):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' but CUDA is not available; pass device='cpu'")
         self.source = _source if _source is not None else StoreSource(
-            store, threads=threads, device=str(self.device), max_chunks=max(64, 2 * batch_size), decoder=decoder)
+            store, threads=threads, device=str(self.device), decoder=decoder)
+        # every chunk of a batch in one DALI run: a clip spans at most ceil(span / G) + 1 chunks
+        self.source.max_chunks = batch_size * (-(-self.augment.span(clip_len) // max(1, self.source.gop)) + 1)
         self.clip_len, self.batch_size, self.seed = clip_len, batch_size, seed
         self.rank, self.world_size = _dist_env(rank, world_size)
         self.order, self.drop_last, self.prefetch, self.threads = order, drop_last, prefetch, threads
@@ -201,8 +203,12 @@ class ClipLoader(torch.utils.data.IterableDataset):
                 videos[i], starts[i] = self.plan.candidate(epoch, pos)
             todo = retry
         t2 = time.perf_counter()
-        h, w = clips[0].shape[1:3]
-        params = self.augment.draw(self.seed, epoch, positions, h, w)
+        sizes = np.array([c.shape[1:3] for c in clips])
+        if self.augment.size is None and len({tuple(x) for x in sizes}) > 1:
+            seen = sorted({(self.source.ids[int(v)], tuple(x)) for v, x in zip(videos, sizes)})
+            raise ValueError(f"clips of one batch differ in frame size {seen[:4]} (a --no-crop store): give "
+                             f"Augment(size=...) so that every clip is resized to one size")
+        params = self.augment.draw(self.seed, epoch, positions, sizes[:, 0], sizes[:, 1])
         shaped = [crop_resize_flip(c, params.box[i], bool(params.flip[i]), self.augment.size)
                   for i, c in enumerate(clips)]
         # numpy clips came from the CPU decoders; torch clips from DALI, already on the GPU

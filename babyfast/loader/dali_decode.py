@@ -54,6 +54,7 @@ class DaliGopDecoder:
         On the CPU: numpy arrays of their own.
         """
         out: list[torch.Tensor] = []
+        runs = -(-len(payloads) // self.max_batch)
         for i in range(0, len(payloads), self.max_batch):
             part = [np.frombuffer(p, dtype=np.uint8) for p in payloads[i:i + self.max_batch]]
             with self.lock:
@@ -61,5 +62,7 @@ class DaliGopDecoder:
                 (frames,) = self._pipe.run()
                 for k in range(len(part)):
                     t = torch.from_dlpack(frames[k]) if self.on_gpu else np.array(frames[k])
+                    if self.on_gpu and runs > 1:  # more runs follow, which may reuse these buffers
+                        t = t.clone()
                     out.append(t[None] if self.codec == "jpeg" else t)
         return out

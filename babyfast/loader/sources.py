@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ class StoreSource:
         self.decoder = decoder
         self._gpu = None  # the GPU decoder (DALI mixed)
         self._dali_cpu = None
+        self._init_lock = threading.Lock()
         self._reader = None
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
@@ -74,7 +76,12 @@ class StoreSource:
         # C++ readers and thread pools stay in the process that made them; workers make their own
         state = dict(self.__dict__)
         state.update(_reader=None, _pool=None, _gpu=None, _dali_cpu=None)
+        del state["_init_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_lock = threading.Lock()
 
     @property
     def gop(self) -> int:
@@ -104,6 +111,10 @@ class StoreSource:
         return self._meta[v]
 
     def _ensure(self) -> None:
+        with self._init_lock:  # batch threads call this at once on the first batches
+            self._ensure_locked()
+
+    def _ensure_locked(self) -> None:
         if self._pid != os.getpid():  # a forked DataLoader worker: the parent's threads do not exist here
             self._reader, self._pool, self._dali_cpu, self._pid = None, None, None, os.getpid()
         if self._reader is None:
@@ -142,8 +153,9 @@ class StoreSource:
         except Exception:  # noqa: BLE001  (find which chunk broke the batch)
             results = []
             for key, p in payloads:
-                try:
-                    results.append((key, dali.decode([p])[0]))
+                try:  # one run per chunk: keep a copy, the next run may reuse DALI's buffers
+                    t = dali.decode([p])[0]
+                    results.append((key, t.clone() if dali.on_gpu else t))
                 except Exception as e:  # noqa: BLE001
                     results.append((key, ChunkError(self.ids[key[0]], key[1], f"does not decode (DALI): {e}")))
         out = {}
@@ -164,8 +176,18 @@ class StoreSource:
         self._ensure()
         g = self.info.gop
         needed = sorted({(v, int(c)) for v, idx in requests for c in np.unique(idx // g)})
-        batch = self._reader.read([(self.ids[v], c) for v, c in needed], on_error="mark")
         errors: dict[tuple[int, int], ChunkError] = {}
+        for v in sorted({v for v, _ in needed}):
+            try:  # a video whose array metadata is broken fails its clips, not the run
+                n = self._reader.num_chunks(self.ids[v])
+            except Exception as e:  # noqa: BLE001
+                errors.update({k: ChunkError(self.ids[v], k[1], f"unreadable array metadata: {e}")
+                               for k in needed if k[0] == v})
+                continue
+            errors.update({k: ChunkError(self.ids[v], k[1], f"past the array's {n} chunks (stale index?)")
+                           for k in needed if k[0] == v and k[1] >= n})
+        needed = [k for k in needed if k not in errors]
+        batch = self._reader.read([(self.ids[v], c) for v, c in needed], on_error="mark")
         payloads = []
         for i, (v, c) in enumerate(needed):
             err = batch.error(i)

@@ -150,25 +150,71 @@ def partial_dir(path: str | os.PathLike[str], name: str) -> Path:
     return d
 
 
+def _fsync_tree(path: Path) -> None:
+    """Flush every file and folder under `path` to disk, so that a rename that publishes it is durable."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def publish(path: str | os.PathLike[str], built: Path, dest: str) -> None:
-    """Move a fully written node from `.partial/` to `dest`, replacing an older one (two renames)."""
-    target = Path(path) / dest
+    """Move a fully written node from `.partial/` to `dest`, replacing an older one.
+
+    The new node is flushed to disk first. An older node is moved aside to `.partial/~old.*/<dest>` and
+    moved back if the second rename fails; `clear_partials` also moves it back after a crash between the two
+    renames, so a replacement never loses the version already there.
+    """
+    root = Path(path)
+    target = root / dest
     target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
+    _fsync_tree(built)
+    old_root = None
     if target.exists():
-        old = partial_dir(path, f"old-{target.name}")
-        os.rename(target, old)
-    os.rename(built, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        old_root = partial_dir(root, "~old")  # "~" cannot start a video id
+        aside = old_root / dest
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(target, aside)
+        try:
+            os.rename(built, target)
+        except OSError:
+            os.rename(aside, target)
+            raise
+    else:
+        os.rename(built, target)
+    _fsync_dir(target.parent)
+    if old_root is not None:
+        shutil.rmtree(old_root, ignore_errors=True)
 
 
 def clear_partials(path: str | os.PathLike[str]) -> list[str]:
-    """Remove leftovers of interrupted writes (only called by the single writer, before it starts)."""
-    pdir = Path(path) / PARTIAL
+    """Clean up after interrupted writes (only called by the single writer, before it starts): half-built
+    nodes are removed; a node moved aside by `publish` whose replacement never arrived is moved back."""
+    root = Path(path)
+    pdir = root / PARTIAL
     if not pdir.is_dir():
         return []
     names = sorted(p.name for p in pdir.iterdir())
+    for entry in pdir.iterdir():
+        if entry.name.startswith("~old.") and entry.is_dir():
+            for aside in [*(entry / VIDEOS).glob("*"), entry / INDEX]:
+                dest = root / aside.relative_to(entry)
+                if aside.exists() and not dest.exists():
+                    log.warning("%s: restoring %s, moved aside by a replacement that did not finish", root, dest)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(aside, dest)
     shutil.rmtree(pdir, ignore_errors=True)
     return names
 

@@ -99,7 +99,19 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
         result.bad.append((v, -1, "video is not in the index"))
     for v in sorted(set(index["id"]) - walked):
         result.bad.append((v, -1, "indexed video is missing from videos/"))
-    pairs = [p for p in pairs if p[0] in walked]
+    unreadable = set()
+    for v in sorted(walked & set(index["id"])):
+        try:
+            n = reader.num_chunks(v)
+        except Exception as e:  # noqa: BLE001  (a broken video is a finding; the others are still checked)
+            result.bad.append((v, -1, f"unreadable array metadata: {e}"))
+            unreadable.add(v)
+            continue
+        want = int(index["chunks"][list(index["id"]).index(v)])
+        if n != want:
+            result.bad.append((v, -1, f"the index says {want} chunks, the array has {n}"))
+            unreadable.add(v)
+    pairs = [p for p in pairs if p[0] in walked and p[0] not in unreadable]
     bar = None
     if progress:
         from tqdm.auto import tqdm
