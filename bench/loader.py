@@ -35,18 +35,19 @@ CLIP, FPS_OUT, SHORT, CROP, BATCH = 16, 10, 256, 224, 8
 class _ClipsFromFiles(torch.utils.data.Dataset):
     """Random clips straight from the source files, as a VideoMAE-style dataset does."""
 
-    def __init__(self, paths: list[Path], durations: list[float], decoder: str, n: int, seed: int = 0) -> None:
-        self.paths, self.durations, self.decoder, self.n, self.seed = paths, durations, decoder, n, seed
+    def __init__(self, paths: list[Path], durations: list[float], sizes: list[tuple[int, int]], decoder: str,
+                 n: int, seed: int = 0) -> None:
+        self.paths, self.durations, self.sizes, self.decoder, self.n, self.seed = paths, durations, sizes, decoder, n, seed
 
     def __len__(self) -> int:
         return self.n
 
-    def _times(self, i: int) -> tuple[Path, np.ndarray]:
+    def _times(self, i: int) -> tuple[int, np.ndarray]:
         rng = random.Random(self.seed * 1000003 + i)
         v = rng.randrange(len(self.paths))
         span = (CLIP - 1) / FPS_OUT
         t0 = rng.uniform(0, self.durations[v] - span - 0.1)
-        return self.paths[v], t0 + np.arange(CLIP) / FPS_OUT
+        return v, t0 + np.arange(CLIP) / FPS_OUT
 
     def _crop(self, frames: torch.Tensor, i: int) -> torch.Tensor:  # frames [T, H, W, 3] uint8
         rng = random.Random(i)
@@ -55,7 +56,8 @@ class _ClipsFromFiles(torch.utils.data.Dataset):
         return frames[:, y:y + CROP, x:x + CROP].contiguous()
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        path, times = self._times(i)
+        v, times = self._times(i)
+        path = self.paths[v]
         if self.decoder == "pyav":
             import av
 
@@ -85,8 +87,7 @@ class _ClipsFromFiles(torch.utils.data.Dataset):
         from torchcodec.decoders import VideoDecoder
         from torchcodec.transforms import Resize
 
-        probe = VideoDecoder(str(path), seek_mode="approximate")
-        h, w = probe.metadata.height, probe.metadata.width
+        h, w = self.sizes[v]  # known up front, as a dataset's index would know it
         scale = SHORT / min(h, w)
         dec = VideoDecoder(str(path), seek_mode="approximate", dimension_order="NHWC",
                            transforms=[Resize((round(h * scale), round(w * scale)))])
@@ -135,21 +136,23 @@ def main() -> int:
     paths = sorted(src.glob("*.mp4"))
     import av
 
-    durations = []
+    durations, sizes = [], []
     for p in paths:
         with av.open(str(p)) as c:
-            durations.append(float(c.streams.video[0].duration * c.streams.video[0].time_base))
+            s = c.streams.video[0]
+            durations.append(float(s.duration * s.time_base))
+            sizes.append((s.codec_context.height, s.codec_context.width))
 
     results = {}
     n_clips = (args.batches + 4) * BATCH
-    loader = ClipLoader(store, clip_len=CLIP, batch_size=BATCH, device="cpu", threads=2, prefetch=4,
-                        augment=Augment(size=None, flip=0.0), seed=0)
     # the same spec as the baselines: a random 224 crop of the 256 frames (no rescale), done by the loader
-    loader.augment = Augment(size=CROP, scale=((CROP / SHORT) ** 2, (CROP / SHORT) ** 2), ratio=(1.0, 1.0), flip=0.0)
+    crop = Augment(size=CROP, scale=((CROP / SHORT) ** 2, (CROP / SHORT) ** 2), ratio=(1.0, 1.0), flip=0.0)
+    loader = ClipLoader(store, clip_len=CLIP, batch_size=BATCH, device="cpu", threads=2, prefetch=4, augment=crop,
+                        seed=0)
     results["clip_loader"] = _rate(loader, args.batches)
     results["loader_stats"] = loader.stats()
     for name in ("pyav", "torchcodec"):
-        ds = _ClipsFromFiles(paths, durations, name, n_clips)
+        ds = _ClipsFromFiles(paths, durations, sizes, name, n_clips)
         dl = torch.utils.data.DataLoader(ds, batch_size=BATCH, num_workers=2, persistent_workers=False)
         results[name] = _rate(dl, args.batches)
     if not args.keep:

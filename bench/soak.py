@@ -11,6 +11,7 @@ batches in flight, so endpoints alone would measure noise.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,13 +52,16 @@ def _svg(xs: list[int], ys: list[float], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batches", type=int, default=10_000)
+    ap.add_argument("--batches", type=int, default=10_000, help="at least 2,000 (1,000 of warm-up)")
     ap.add_argument("--store", default=None)
     args = ap.parse_args()
+    if args.batches < 2000:
+        ap.error(f"--batches {args.batches}: a soak needs at least 2,000 batches (the first 1,000 are warm-up)")
     from babyfast.loader.augment import Augment
     from babyfast.loader.clip_loader import ClipLoader
 
     store = Path(args.store) if args.store else None
+    work = None
     if store is None or not (store / "index").exists():
         from babyfast.store.ingest import ingest
         from babyfast.synth import write_corpus
@@ -82,6 +86,8 @@ def main() -> int:
                 break
         epochs += 1
     secs = time.perf_counter() - t
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
     after_warm = [y for x, y in zip(xs, ys) if x >= 1000]
     k = max(1, min(10, len(after_warm) // 2))
     first, last = statistics.median(after_warm[:k]), statistics.median(after_warm[-k:])

@@ -44,8 +44,10 @@ def test_dali_cpu_decodes_stored_vp9_chunks(tmp_path: Path) -> None:
     payloads = [bytes(batch.payload(i)) for i in range(3)]
     decoded = _dali_cpu_decode(payloads)
     arr = zarr.open_group(str(tmp_path / "store"), mode="r")["videos/rec/frames"]
+    real = arr.shape[0]  # 20 frames: the last chunk holds 4 real frames and 4 of zarr's padding
     for c, frames in enumerate(decoded):
         assert frames.shape == (8, 64, 64, 3)
         ours = decode_gop(payloads[c], "vp9", 8, 64, 64)
-        assert np.array_equal(ours, arr[c * 8:(c + 1) * 8][: len(ours)]) or c == 2  # last chunk: 4 real frames
+        n = min(8, real - c * 8)
+        assert np.array_equal(ours[:n], arr[c * 8:c * 8 + n])
         assert psnr(frames, ours) > 40  # two decoders of one bitstream differ at most by colour conversion

@@ -29,8 +29,8 @@ def tree_digest(path: Path) -> dict[str, str]:
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(*args: str, env_extra: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "babyfast", *args], capture_output=True, text=True, env=env, **kw)
 
 
@@ -175,3 +175,28 @@ def test_a_replacement_interrupted_between_its_renames_loses_nothing(tmp_path: P
     os.rename(store / "videos" / "a", aside)
     r = ingest(src, store, size=32, gop=4, progress=False)
     assert r.skipped == ["a"] and tree_digest(store / "videos" / "a") == before
+
+
+def test_a_worker_process_that_dies_fails_its_file_only(tmp_path: Path) -> None:
+    """A real worker death: a sitecustomize (imported by every spawned worker too) makes the worker that
+    ingests b.mp4 exit hard, as a crash in FFmpeg or the OOM killer would."""
+    src, store, hook = tmp_path / "src", tmp_path / "store", tmp_path / "hook"
+    src.mkdir()
+    hook.mkdir()
+    for name in ("a", "b", "c"):
+        make_video(src / f"{name}.mp4", frames=20, w=64, h=48)
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "from babyfast.store import ingest as m\n"
+        "real = m._ingest_one\n"
+        "def _ingest_one(job, progress=None):\n"
+        "    if job['id'] == 'b':\n"
+        "        os._exit(3)\n"
+        "    return real(job, progress)\n"
+        "_ingest_one.__module__ = m.__name__\n"
+        "m._ingest_one = _ingest_one\n")
+    out = run_cli("ingest", str(src), str(store), "--size", "32", "--gop", "4", "--workers", "2", "--no-progress",
+                  env_extra={"PYTHONPATH": f"{hook}:{ROOT}"})
+    assert out.returncode == 1, out.stderr
+    assert "ingested 2 video(s)" in out.stdout and "b.mp4: the worker process died" in out.stdout, out.stdout
+    assert sorted(read_index(store)["id"]) == ["a", "c"]

@@ -1,6 +1,20 @@
-"""The clip loader: planning (C++), reading and decoding, augmentation, and `ClipLoader` itself."""
-from babyfast.loader.augment import Augment
-from babyfast.loader.clip_loader import ClipLoader
-from babyfast.loader.plan import DEFAULT_WINDOW, ORDERS, ClipPlan, RankBatches, worker_batch_indices
+"""The clip loader: planning (C++), reading and decoding, augmentation, and `ClipLoader` itself.
+
+Names load on first use, so that `babyfast.loader.plan` does not pull in torch.
+"""
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Augment", "ClipLoader", "ClipPlan", "RankBatches", "worker_batch_indices", "ORDERS", "DEFAULT_WINDOW"]
+
+_LAZY = {"Augment": "augment", "ClipLoader": "clip_loader", "ClipPlan": "plan", "RankBatches": "plan",
+         "worker_batch_indices": "plan", "ORDERS": "plan", "DEFAULT_WINDOW": "plan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"babyfast.loader.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'babyfast.loader' has no attribute {name!r}")

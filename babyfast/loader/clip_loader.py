@@ -213,8 +213,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
                   for i, c in enumerate(clips)]
         # numpy clips came from the CPU decoders; torch clips from DALI, already on the GPU
         video = torch.stack(shaped) if isinstance(shaped[0], torch.Tensor) else torch.from_numpy(np.stack(shaped))
-        if self.augment.has_colour and (self.device.type == "cpu" or video.is_cuda):
-            video = colour_affine(video, *params.affine())
+        colour = params.affine() if self.augment.has_colour else None
+        if colour is not None and (self.device.type == "cpu" or video.is_cuda):
+            video = colour_affine(video, *colour)
+            colour = None  # applied
         metas = [self.source.meta(int(v)) for v in videos]
         frame_index = starts[:, None] + frame_offsets[None]
         ts = np.stack([m.timestamps[fi] if m.timestamps is not None else fi / m.fps for m, fi in zip(metas, frame_index)])
@@ -233,7 +235,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
                 "age_days": torch.tensor([m.age_days for m in metas], dtype=torch.float64),
                 "utterances": utterances, "epoch": epoch, "batch_index": index,
                 "position": torch.from_numpy(positions),
-                "_colour": params.affine() if self.augment.has_colour and not video.is_cuda else None}
+                "_colour": colour}  # still to apply, on the consumer's device
 
     def _deliver(self, batch: dict[str, Any]) -> dict[str, Any]:
         colour = batch.pop("_colour")

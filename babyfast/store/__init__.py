@@ -1,10 +1,23 @@
 """The babyfast store (format 1): a zarr v3 group of GOP-chunked videos.
 
-`open_store` validates and opens one; `ingest` writes one from a folder of recordings; the chunk codec
-(`babyfast.gop`) is registered with zarr on import, so `zarr.open_group(path)["videos/<id>/frames"][a:b]`
-decodes frames on the CPU.
+`open_store` validates and opens one; `babyfast.store.ingest.ingest` writes one from a folder of
+recordings; the chunk codec (`babyfast.gop`) is registered with zarr through an entry point (and when
+`babyfast.store.codec` is imported), so `zarr.open_group(path)["videos/<id>/frames"][a:b]` decodes frames
+on the CPU. Names load on first use: `babyfast.store.reader` (the fast path) must not pull in zarr or PyAV.
 """
-from babyfast.store.codec import GopCodec
-from babyfast.store.format import FORMAT_VERSION, StoreError, StoreInfo, open_store
+from __future__ import annotations
 
-__all__ = ["FORMAT_VERSION", "GopCodec", "StoreError", "StoreInfo", "open_store"]
+from typing import Any
+
+__all__ = ["FORMAT_VERSION", "ChunkReader", "GopCodec", "StoreError", "StoreInfo", "open_store"]
+
+_LAZY = {"GopCodec": "codec", "ChunkReader": "reader", "FORMAT_VERSION": "format", "StoreError": "format",
+         "StoreInfo": "format", "open_store": "format"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"babyfast.store.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'babyfast.store' has no attribute {name!r}")

@@ -28,7 +28,8 @@ import numpy as np
 
 from babyfast.store import format as fmt
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
-from babyfast.store.source import VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source, sha256_file
+from babyfast.store.source import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
+                                   sha256_file, stream_duration)
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +120,24 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> tuple[list[dict[str, str]
         raise ValueError(f"{path}: not UTF-8 text ({e})") from e
 
 
-def _match_ids(rows: list[dict[str, str]], ids: dict[str, str], path: Path) -> tuple[dict[str, list], list[Problem]]:
-    """Group CSV rows by store id; a row may name the id, the relative path or the file name."""
+def _match_ids(rows: list[dict[str, str]], ids: dict[str, set[str]], path: Path) -> tuple[dict[str, list], list[Problem]]:
+    """Group CSV rows by store id; a row may name the id, the relative path or the file name. A name that
+    fits several recordings (day1.mp4 in two folders) is reported, never guessed."""
     out: dict[str, list] = {}
     problems = []
     for row in rows:
         key = row["video"]
-        vid = ids.get(key) or ids.get(Path(key).with_suffix("").as_posix())
-        if vid is None:
-            problems.append(Problem(str(path), f"line {row['_line']}: names unknown video {key!r}", "csv"))
+        found = ids.get(key) or ids.get(Path(key).with_suffix("").as_posix()) or set()
+        if len(found) != 1:
+            what = f"names unknown video {key!r}" if not found else \
+                f"{key!r} fits several recordings ({', '.join(sorted(found))}); name one by its path"
+            problems.append(Problem(str(path), f"line {row['_line']}: {what}", "csv"))
             continue
-        out.setdefault(vid, []).append(row)
+        out.setdefault(next(iter(found)), []).append(row)
     return out, problems
 
 
-def load_sidecars(transcripts: Path | None, ages: Path | None, ids: dict[str, str]):
+def load_sidecars(transcripts: Path | None, ages: Path | None, ids: dict[str, set[str]]):
     """Utterances and ages per video id, and the problems found in the CSV files."""
     utterances: dict[str, list[tuple[float, float, str]]] = {}
     meta: dict[str, dict[str, Any]] = {}
@@ -159,6 +163,10 @@ def load_sidecars(transcripts: Path | None, ages: Path | None, ids: dict[str, st
         grouped, probs = _match_ids(rows, ids, ages)
         problems += probs
         for vid, rs in grouped.items():
+            if len(rs) > 1:
+                lines = ", ".join(x["_line"] for x in rs)
+                problems.append(Problem(str(ages), f"lines {lines}: several rows for video {vid!r}; "
+                                                   f"using the last", "csv"))
             r = rs[-1]
             try:
                 age = float(r["age_days"])
@@ -265,11 +273,8 @@ def _estimate_frames(path: Path, fps: float) -> int:
     except SourceError:
         return 0
     with container:
-        if stream.duration is not None and stream.time_base is not None:
-            return int(float(stream.duration * stream.time_base) * fps)
-        if container.duration:
-            return int(container.duration / 1e6 * fps)
-    return 0
+        seconds = stream_duration(container, stream)
+    return int(seconds * fps) if seconds else 0
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -303,10 +308,11 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
             result.problems.append(Problem(str(p), f"same video id {vid!r} as {ids[vid]}; rename one"))
             continue
         ids[vid] = p
-    lookup = {vid: vid for vid in ids}
+    lookup: dict[str, set[str]] = {}
     for vid, p in ids.items():
         rel = p.relative_to(base)
-        lookup[rel.as_posix()] = lookup[rel.with_suffix("").as_posix()] = lookup[p.name] = vid
+        for key in {vid, rel.as_posix(), rel.with_suffix("").as_posix(), p.name}:
+            lookup.setdefault(key, set()).add(vid)
     transcripts = Path(transcripts) if transcripts else (src_root / "utterances.csv" if (src_root / "utterances.csv").is_file() else None)
     ages = Path(ages) if ages else (src_root / "ages.csv" if (src_root / "ages.csv").is_file() else None)
     utterances, meta, csv_problems = load_sidecars(transcripts, ages, lookup)
@@ -319,8 +325,9 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     leftovers = fmt.clear_partials(store)
     if leftovers:
         log.info("%s: removed %d interrupted partial write(s): %s", store, len(leftovers), ", ".join(leftovers))
-    rows = {v: fmt.index_row(v, fmt.video_attrs(store, v)) for v in fmt.video_ids(store)}
-    existing_sha = {v: fmt.video_attrs(store, v).get("sha256") for v in rows}
+    existing = {v: fmt.video_attrs(store, v) for v in fmt.video_ids(store)}
+    rows = {v: fmt.index_row(v, a) for v, a in existing.items()}
+    existing_sha = {v: a.get("sha256") for v, a in existing.items()}
 
     jobs = []
     option_dict = {"fps": fps, "size": size, "gop": gop, "codec": codec, "quality": quality, "crop": crop,
@@ -339,6 +346,7 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
         bar = tqdm(total=total or None, unit="frame", desc=f"ingest 0/{len(jobs)} videos", dynamic_ncols=True)
 
     done = 0
+    last_index = [time.time()]
 
     def finish(out: dict[str, Any]) -> None:
         nonlocal done
@@ -350,7 +358,9 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
             result.ingested.append(out["id"])
             result.frames += out["attrs"]["frames"]
             rows[out["id"]] = fmt.index_row(out["id"], out["attrs"])
-            fmt.write_index(store, list(rows.values()))
+            if time.time() - last_index[0] > 30:  # progress survives a kill; the run's end writes it anyway
+                fmt.write_index(store, list(rows.values()))
+                last_index[0] = time.time()
             log_events.append({"event": "ingested", "id": out["id"], "file": str(src_path),
                                "frames": out["attrs"]["frames"], "seconds": round(out["seconds"], 3)})
             if "damaged" in out:
@@ -366,17 +376,8 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
                 q = _BarQueue(bar)
                 finish(_ingest_one(job, q))
         else:
-            ctx = mp.get_context("spawn")
-            with ctx.Manager() as manager:
-                q = manager.Queue()
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futures = {pool.submit(_ingest_one, job, q) for job in jobs}
-                    while futures:
-                        finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
-                        _drain(q, bar)
-                        for f in finished:
-                            finish(f.result())
-                    _drain(q, bar)
+            with mp.get_context("spawn").Manager() as manager:
+                _run_all(jobs, workers, manager.Queue(), bar, finish)
     finally:
         if bar is not None:
             bar.close()
@@ -390,6 +391,43 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
                            "frames": result.frames, "seconds": round(result.seconds, 3)})
         fmt.append_log(store, log_events)
     return result
+
+
+def _run_pool(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> list[dict]:
+    """Run jobs on a process pool; returns the jobs left unfinished because a worker process died (a crash
+    in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_ingest_one, job, q): job for job in jobs}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(q, bar)
+            broken = [f for f in finished if isinstance(f.exception(), BrokenProcessPool)]
+            for f in finished:
+                if f not in broken:
+                    finish(f.result())
+            if broken:
+                return [futures[f] for f in broken] + [futures[f] for f in pending]
+        _drain(q, bar)
+    return []
+
+
+def _run_all(jobs: list[dict[str, Any]], workers: int, q: Any, bar: Any, finish: Any) -> None:
+    """All jobs on worker processes; after a worker death, the unfinished jobs run one at a time, alone,
+    so that a recording that kills its worker is named and failed, and every other one is still ingested."""
+    ctx = mp.get_context("spawn")
+    todo = list(jobs)
+    while todo:
+        unfinished = _run_pool(todo, workers, ctx, q, bar, finish)
+        todo = []
+        for i, job in enumerate(unfinished):
+            if _run_pool([job], 1, ctx, q, bar, finish):
+                finish({"id": job["id"], "status": "failed",
+                        "reason": "the worker process died while ingesting it (a crash or out of memory)"})
+                todo = unfinished[i + 1:]  # back to the parallel pool for the rest
+                break
 
 
 class _BarQueue:

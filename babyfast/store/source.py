@@ -79,6 +79,15 @@ def open_source(path: str | os.PathLike[str]):
     return container, container.streams.video[0]
 
 
+def stream_duration(container, stream) -> float | None:
+    """Seconds of video the container says it holds (None when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1e6
+    return None
+
+
 def _display_frame(frame: av.VideoFrame, rotation: int, sw: int, sh: int) -> np.ndarray:
     k = (rotation // 90) % 4
     # scale in the coded orientation (sizes swapped for quarter turns), then turn to display orientation
@@ -103,10 +112,7 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
         rate = stream.average_rate or stream.guessed_rate
         report.source_fps = float(rate) if rate else None
         report.codec = stream.codec_context.name
-        if stream.duration is not None and stream.time_base is not None:
-            report.duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            report.duration = container.duration / 1e6
+        report.duration = stream_duration(container, stream)
         step = 1.0 / fps
         t0 = None
         k = 0  # next output frame
