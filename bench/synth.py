@@ -10,7 +10,8 @@ CSV writing are all in):
     camera 640x480   `write_corpus(size=640x480, fps=30)` for --camera-seconds, encoder's default GOP
     probes           `write_probes(size=256)` with the default trial counts
 
-Writes bench/results/synth.json.
+Writes bench/results/synth.json (through `_common.write_result`: machine, command and date added), with
+the "table" block bench/report.py copies into the README.
 
     .venv/bin/python bench/synth.py
     .venv/bin/python bench/synth.py --minutes 2 --out /tmp/synth.json
@@ -18,11 +19,6 @@ Writes bench/results/synth.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
-import shlex
 import shutil
 import sys
 import tempfile
@@ -34,13 +30,11 @@ import numpy as np
 
 from babyfast.synth import write_corpus, write_probes
 from babyfast.synth.world import Recording, RecordingSpec
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_name  # noqa: E402
+from _common import RESULTS, write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 60.0
-
-
 
 
 def _timed(fn):
@@ -59,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     ap.add_argument("--camera-seconds", type=float, default=60.0, help="length of the 640x480@30 run")
     ap.add_argument("--skip-probes", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "synth.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "synth.json",
+                    help="result file (default bench/results/synth.json)")
     args = ap.parse_args(argv)
+    if args.out.suffix != ".json":
+        ap.error(f"--out {args.out}: must name a .json file")
 
     tmp = Path(tempfile.mkdtemp(prefix="babyworld-bench-"))
     results = {}
@@ -102,14 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    doc = {
-        "benchmark": "synth",
-        "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "av": av.__version__, "load_avg_1min": os.getloadavg()[0]},
-        "results": results,
-    }
     rows = [["corpus 256x256 @10 fps", r["frames"], r["seconds"], r["frames_per_s"],
              f"{r['seconds_per_6000_frames']} s per 6,000 frames (target <= 60 s)"]
             for r in [results["corpus_256"]]]
@@ -117,13 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         r = results["camera_640x480_30fps"]
         rows.append(["camera-like 640x480 @30 fps", r["frames"], r["seconds"], r["frames_per_s"],
                      f"keyframe every {r['keyframe_interval']} frames"])
-    doc["table"] = {"title": "BabyWorld rendering + h264 encoding (synth)",
-                    "columns": ["what", "frames", "seconds", "frames/s", "note"], "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(f".{args.out.name}.tmp")
-    tmp_out.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp_out, args.out)
-    print(f"wrote {args.out}")
+    table = {"title": "BabyWorld rendering + h264 encoding (synth)",
+             "columns": ["what", "frames", "seconds", "frames/s", "note"], "rows": rows}
+    # write_result names the file <name>.json in a folder; "benchmark" stays "synth" whatever --out is
+    path = write_result(args.out.stem, {"benchmark": "synth", "results": results, "table": table},
+                        out_dir=args.out.parent)
+    print(f"wrote {path}")
     return 0
 
 

@@ -7,20 +7,30 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
+import os
+import stat
+import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from babyfast.synth import CATEGORIES, TRAIN_INSTANCES, load_truth, read_vocabulary, write_corpus
+from babyfast.synth import (
+    CATEGORIES,
+    TRAIN_INSTANCES,
+    load_truth,
+    read_vocabulary,
+    write_corpus,
+)
 from babyfast.synth.children import AgeModel, child_world
 from babyfast.synth.compose import compose
 from babyfast.synth.corpus import parse_size, plan_corpus, render_recording
-from babyfast.synth.sprites import size_bucket
+from babyfast.synth.sprites import ANGLE_BUCKETS, size_bucket
 from babyfast.synth.toys import toy_sprite
-from babyfast.synth.world import Recording, RecordingSpec
+from babyfast.synth.world import CHILD, Recording, RecordingSpec
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 KW = dict(children=2, hours=2 * 8.0 / 3600, size="64x48", fps=10, seed=0, recording_minutes=4.0 / 60,
@@ -213,7 +223,7 @@ def test_utterances_follow_the_truth():
     words = {c.word for c in CATEGORIES}
     for u in rec.utterances:
         kinds[u["kind"]] += 1
-        f = int(u["start"] * spec.fps)
+        f = math.floor(u["start"] * spec.fps + 1e-6)  # the frame on screen at the start, as written
         rows = toys[toys["frame"] == f]
         if u["kind"] == "in_view":
             assert u["word"] in words and u["word"] in u["text"]
@@ -330,3 +340,182 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["synth", str(out), "--size", "33x32"])
     assert e.value.code == 2 and "even" in capsys.readouterr().err
+
+
+def test_utterance_words_come_from_the_frame_of_the_written_start():
+    """A start just below a frame boundary is written rounded (2.29996 -> "2.300"): its words must come
+    from frame 23, the frame "2.300" maps to, not frame 22."""
+    from babyfast.synth.speech import caregiver_utterances
+    from babyfast.synth.truth import DTYPES
+
+    spec = RecordingSpec("s", 0, 0, 0, 3.0, 10, 64, 64, age_days=300.0)
+    duck, ball = (next(c.id for c in CATEGORIES if c.word == w) for w in ("duck", "ball"))
+
+    class Builder:  # two frames of truth: a duck on screen in frame 22, a ball in frame 23
+        def __init__(self):
+            self.spec = spec
+
+        def table(self, name):
+            if name == "toys":
+                rows = [(f, track, cat, 0, 10, 10, 40, 40, 1.0, 0, -1, False)
+                        for f, track, cat in ((22, 0, duck), (23, 1, ball))]
+            else:
+                rows = [(f, 10_000, 0, 0, 0, 0, 0.0, -1, -1, False) for f in (22, 23)]
+            return np.array(rows, dtype=DTYPES[name])
+
+    utts = caregiver_utterances(Builder(), [(2.29996, 2.8)] * 40, np.random.default_rng(0))
+    named = [u for u in utts if u["kind"] == "in_view"]
+    assert named and all(u["start"] == 2.3 and u["word"] == "ball" for u in named), named
+
+
+def test_carried_toy_target_is_stable_within_a_frame():
+    """The child's hand carrying a toy heads for one target per frame: evaluating the target of the
+    step in progress again gives the same point (no fresh random offset per evaluation: no jitter)."""
+    spec = RecordingSpec("c", 0, 0, 0, 60.0, 10, 32, 32, age_days=800.0)
+    rec = Recording(spec)
+    checked = 0
+    for _ in rec.frames():
+        hand = rec.hands[CHILD]
+        if hand.holding is not None and hand.step is not None and hand.step[0] == "goto":
+            target = hand.step[1]
+            assert target() == target() == target()
+            checked += 1
+    assert checked > 5, "the child never carried a toy: pick another seed"
+
+
+def test_sprites_of_non_spinning_toys_ignore_the_angle():
+    spinning = {c.id for c in CATEGORIES if c.spins}
+    assert spinning and len(spinning) < len(CATEGORIES)
+    for c in CATEGORIES:
+        sprites = {id(toy_sprite(c.id, 1, size_bucket(40), a)) for a in range(ANGLE_BUCKETS)}
+        if c.id in spinning:
+            assert len(sprites) == ANGLE_BUCKETS, c.word
+        else:
+            assert len(sprites) == 1, f"{c.word} does not spin but is cached once per angle"
+
+
+def test_video_extensions_match_the_store():
+    from babyfast.store.source import VIDEO_EXTENSIONS as STORE
+    from babyfast.synth.corpus import VIDEO_EXTENSIONS
+
+    assert VIDEO_EXTENSIONS == STORE
+
+
+# ---- what OUT may hold, and what overwrite deletes -----------------------------------------------------
+
+SMALL = {"children": 1, "hours": 2 * 1.0 / 3600, "size": 32, "fps": 10, "seed": 0, "recording_minutes": 1.0 / 60,
+         "workers": 1, "progress": False}
+
+
+def test_overwrite_deletes_only_the_corpus_listed_in_world_json(tmp_path):
+    out = tmp_path / "c"
+    first = write_corpus(out, **SMALL)
+    manifest = json.loads((out / "world.json").read_text())
+    assert manifest["complete"] and [r["path"] for r in manifest["recordings"]] == ["child0_rec000.mp4",
+                                                                                    "child0_rec001.mp4"]
+    before = tree_digests(out)
+    # a bad argument is refused before anything is deleted
+    for bad in ({"workers": 0}, {"workers": -1}, {"gop": 0}, {"hours": -1.0}, {"codec": "dv"}, {"size": 33}):
+        with pytest.raises(ValueError):
+            write_corpus(out, **{**SMALL, **bad, "overwrite": True})
+        assert tree_digests(out) == before, bad
+    # files that are not ours: refused (with overwrite too), named, and left alone
+    for name in ("mine.mp4", "notes.txt", "truth/mine.npz"):
+        (out / name).write_bytes(b"user data")
+        with pytest.raises(FileExistsError, match=str(out / name)):
+            write_corpus(out, **{**SMALL, "overwrite": True})
+        assert (out / name).read_bytes() == b"user data"
+        (out / name).unlink()
+        assert tree_digests(out) == before
+    (out / "sub").mkdir()
+    with pytest.raises(FileExistsError, match=str(out / "sub")):
+        write_corpus(out, **{**SMALL, "overwrite": True})
+    (out / "sub").rmdir()
+    # a temporary file a crashed write left behind is ours; a different codec replaces every old video
+    (out / ".child0_rec001.mp4.4242.0123abcd.tmp").write_bytes(b"half a video")
+    again = write_corpus(out, **{**SMALL, "codec": "mjpeg", "overwrite": True})
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["ages.csv", "child0_rec000.avi", "child0_rec001.avi", "truth", "utterances.csv", "vocab.csv",
+                     "world.json"], names
+    assert sorted(p.name for p in (out / "truth").iterdir()) == ["child0_rec000.npz", "child0_rec001.npz"]
+    assert [r.video for r in again.recordings] == [r.video for r in first.recordings]
+
+
+def test_a_folder_with_other_files_is_refused(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "holiday.mp4").write_bytes(b"precious")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holiday.mp4"):
+            write_corpus(out, **{**SMALL, "overwrite": overwrite})
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.mp4"]
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        write_corpus(tmp_path / "file", **SMALL)
+
+
+def test_files_are_written_atomically(tmp_path):
+    from babyfast.synth.atomic import atomic_open, temp_path, temp_target, write_text
+
+    p = tmp_path / "a.json"
+    write_text(p, "old")
+    with pytest.raises(RuntimeError), atomic_open(p, "w") as f:
+        f.write("new, half writ")
+        raise RuntimeError("crash")
+    assert p.read_text() == "old" and os.listdir(tmp_path) == ["a.json"], "a failed write must leave no trace"
+    write_text(p, "new")
+    assert p.read_text() == "new" and os.listdir(tmp_path) == ["a.json"]
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, "the file gets the usual permissions"
+    assert temp_target(temp_path(p).name) == "a.json"
+    for name in ("a.json", ".a.json", ".a.json.tmp", ".a.json.12.zz.tmp", ".a.json.x.0123abcd.tmp"):
+        assert temp_target(name) is None, name
+
+
+def test_a_failed_recording_stops_the_run_at_once(tmp_path):
+    """The failure is raised naming the recording, and recordings not yet started are not rendered."""
+    from babyfast.synth.corpus import _render_all
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    good = [RecordingSpec(f"good{k:02d}", 0, 0, k, 30.0, 10, 32, 32, age_days=400.0) for k in range(16)]
+    bad = RecordingSpec("broken", 0, 0, 0, 1.0, 10, 30, 15, age_days=400.0)  # odd height: refused
+    with pytest.raises(RuntimeError, match="recording broken failed.*15"):
+        _render_all([good[0], bad, *good[1:3]], tmp_path / "serial", "h264", None, 1, Bar())
+    assert sorted(p.name for p in (tmp_path / "serial").glob("*.mp4")) == ["good00.mp4"]
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="recording broken failed"):
+        _render_all([bad, *good], tmp_path / "pool", "h264", None, 2, Bar())
+    secs = time.perf_counter() - t0
+    # at most the recordings already handed to the two workers (and the one queued behind) get rendered
+    written = list((tmp_path / "pool").glob("*.mp4"))
+    assert len(written) <= 8, f"{len(written)} of 16 recordings rendered after the failure ({secs:.1f} s)"
+    assert not list((tmp_path / "pool").glob(".*.tmp")), "half-written files left behind"
+
+
+def test_an_interrupted_corpus_can_be_overwritten(tmp_path, monkeypatch):
+    """world.json is written before any recording, so the files of a run that died are all ours."""
+    import babyfast.synth.corpus as corpus_mod
+
+    real = corpus_mod.render_recording
+
+    def dies_on_the_second(spec, *a, **kw):
+        if spec.index == 1:
+            raise KeyboardInterrupt
+        return real(spec, *a, **kw)
+
+    out = tmp_path / "c"
+    monkeypatch.setattr(corpus_mod, "render_recording", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus(out, **SMALL)
+    monkeypatch.undo()
+    manifest = json.loads((out / "world.json").read_text())
+    assert manifest["complete"] is False and len(manifest["recordings"]) == 2
+    assert (out / "child0_rec000.mp4").is_file() and not (out / "ages.csv").exists()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_corpus(out, **SMALL)
+    write_corpus(out, **{**SMALL, "overwrite": True})
+    assert json.loads((out / "world.json").read_text())["complete"] is True

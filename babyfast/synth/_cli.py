@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--recording-minutes", type=_positive_float, default=5.0,
                    help="longest recording, minutes (default 5)")
     p.add_argument("--workers", type=_positive_int, default=None, help="parallel processes (default: CPU cores)")
-    p.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace a BabyWorld corpus already in OUT (only the files its world.json lists)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 
@@ -104,7 +104,7 @@ def _probes(args: argparse.Namespace) -> int:
             args.out, size=args.size, trials=args.trials, quads=args.quads, movie_frames=args.movie_frames,
             seed=args.seed, suites=args.suites, workers=args.workers, progress=not args.no_progress,
         )
-    except ValueError as e:
+    except (ValueError, FileExistsError) as e:
         log.error("%s", e)
         return 2
     log.info("wrote probe suites %s to %s", sorted(manifest["suites"]), args.out)

@@ -7,9 +7,15 @@ Layout of OUT:
 - `utterances.csv`: `video,start,end,text` (seconds from the start of that video).
 - `ages.csv`: `video,subject,age_days`.
 - `vocab.csv`: the toy words (see `vocab.write_vocabulary`).
-- `world.json`: the arguments that made the corpus and the list of recordings.
+- `world.json`: the arguments that made the corpus and the list of recordings. It is written first
+  (`"complete": false`) and again when everything else is in place (`"complete": true`), so it always
+  lists every file the corpus may have put in OUT.
 - `truth/<video id>.npz`: per-frame ground truth (see `truth`); training never reads it, and nothing
   outside the videos carries a video extension.
+
+Every file is written atomically (`atomic`). OUT must be empty or hold only a BabyWorld corpus: with
+`overwrite`, exactly the files its `world.json` lists (and leftovers of their temporary files) are
+deleted; anything else in OUT is left alone and makes `write_corpus` refuse, naming it.
 
 Recordings are independent (each is a pure function of seed, child and index), so they render in
 parallel worker processes, and the result does not depend on the number of workers.
@@ -22,21 +28,27 @@ import logging
 import math
 import os
 import queue
-import shutil
-from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .atomic import atomic_open, temp_target, write_text
 from .children import AgeModel, child_world
 from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
 from .vocab import write_vocabulary
 
-__all__ = ["write_corpus", "plan_corpus", "Corpus", "RecordingInfo", "render_recording", "parse_size", "VIDEO_EXTENSIONS"]
+__all__ = ["VIDEO_EXTENSIONS", "Corpus", "RecordingInfo", "parse_size", "plan_corpus", "render_recording", "write_corpus"]
 
 log = logging.getLogger(__name__)
 
+# the extensions `babyfast ingest` picks up (a copy of babyfast.store.source.VIDEO_EXTENSIONS: synth does
+# not import the store; tests/test_synth_world.py checks that the two agree)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+assert all(f".{c[1]}" in VIDEO_EXTENSIONS for c in CODECS.values()), "a codec ingest would not pick up"
+MANIFEST = "world.json"
+GENERATOR = "babyfast.synth"
+_TABLES = ("utterances.csv", "ages.csv", "vocab.csv")  # besides the manifest, the videos and truth/
 _PROGRESS_EVERY = 50  # frames between progress reports from a worker
 
 
@@ -148,23 +160,122 @@ def _init_worker(q) -> None:
 
 
 def _worker(spec, out, codec, gop):
+    return render_recording(spec, out, codec, gop, report=_QUEUE.put if _QUEUE is not None else None)
+
+
+def _failed(video_id: str, e: BaseException) -> RuntimeError:
+    return RuntimeError(f"recording {video_id} failed: {type(e).__name__}: {e}")
+
+
+def _render_all(specs, out: Path, codec: str, gop: int | None, n_workers: int, bar) -> dict:
+    """Render every spec (in `n_workers` processes); {video id: render_recording's result}.
+
+    The first recording that fails stops the run: recordings not yet started are cancelled, and the
+    error (a RuntimeError naming the recording) is raised as soon as those already rendering are done.
+    """
+    results = {}
+    if n_workers == 1:
+        for spec in specs:
+            try:
+                results[spec.video_id] = render_recording(spec, out, codec, gop, report=bar.update)
+            except Exception as e:
+                raise _failed(spec.video_id, e) from e
+        return results
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
+        futures = {pool.submit(_worker, s, out, codec, gop): s.video_id for s in specs}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(q, bar)
+                for f in sorted(done, key=lambda f: futures[f]):
+                    try:
+                        results[futures[f]] = f.result()
+                    except Exception as e:
+                        raise _failed(futures[f], e) from e
+        except BaseException:
+            # a failure or Ctrl-C: cancel the recordings not started yet and wait only for those already
+            # rendering (no worker is left writing into OUT after this returns)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        _drain(q, bar)
+    return results
+
+
+def _recording_names(manifest: dict) -> tuple[set[str], set[str]]:
+    """(video file names, truth file names) a corpus manifest lists; only plain names are trusted."""
+    videos, truths = set(), set()
+    for r in manifest.get("recordings", []):
+        if not isinstance(r, dict):
+            continue
+        for key, names, fmt in (("path", videos, "{}"), ("video", truths, "{}.npz")):
+            v = r.get(key)
+            if isinstance(v, str) and v and v not in (".", "..") and os.path.basename(v) == v:
+                names.add(fmt.format(v))
+    return videos, truths
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """A BabyWorld corpus manifest, or None if `path` is missing or is something else."""
     try:
-        return render_recording(spec, out, codec, gop, report=_QUEUE.put if _QUEUE is not None else None)
-    except Exception as e:
-        raise RuntimeError(f"recording {spec.video_id} failed: {type(e).__name__}: {e}") from e
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("generator") == GENERATOR else None
 
 
-def _prepare(out: Path, overwrite: bool) -> None:
+def _is_listed(name: str, names: set[str]) -> bool:
+    """`name` is one of `names`, or a temporary file left by writing one of them."""
+    if name in names or temp_target(name) in names:
+        return True
+    return name.startswith(".") and name.endswith(".partial") and name[1:-len(".partial")] in names  # older writer
+
+
+def _claim(out: Path, overwrite: bool) -> None:
+    """Make OUT ready for a new corpus: refuse if it holds anything that is not ours (or a corpus
+    without `overwrite`), else delete exactly the files of the previous corpus (its manifest last)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    ours = [p for p in out.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS or p.name in
-            ("utterances.csv", "ages.csv", "vocab.csv", "world.json", TRUTH_DIR)]
+    manifest = _read_manifest(out / MANIFEST)
+    if manifest is None:
+        top, truths = set(), set()
+    else:
+        videos, truths = _recording_names(manifest)
+        top = videos | set(_TABLES) | {MANIFEST}
+    ours, foreign = [], []
+    for p in sorted(out.iterdir()):
+        if p.name == TRUTH_DIR and p.is_dir() and not p.is_symlink():
+            for q in sorted(p.iterdir()):
+                listed = _is_listed(q.name, truths) and (q.is_symlink() or not q.is_dir())
+                (ours if listed else foreign).append(q)
+        elif _is_listed(p.name, top) and (p.is_symlink() or not p.is_dir()):
+            ours.append(p)
+        else:
+            foreign.append(p)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"{out}: holds {len(foreign)} file(s) that are not part of a BabyWorld corpus ({shown}); "
+            "write the corpus into an empty folder (nothing was changed)"
+        )
     if ours and not overwrite:
         raise FileExistsError(
-            f"{out}: already holds a corpus ({', '.join(sorted(p.name for p in ours)[:4])} ...); "
+            f"{out}: already holds a BabyWorld corpus ({', '.join(sorted(p.name for p in ours)[:4])} ...); "
             "pass overwrite=True (--overwrite) to replace it"
         )
-    for p in ours:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    # the manifest goes last, so that an interrupted delete leaves every remaining file listed
+    for p in sorted(ours, key=lambda p: p.name == MANIFEST):
+        p.unlink(missing_ok=True)
+
+
+def _check_workers(workers) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers {workers!r}: must be an integer >= 1 (or None: one per CPU core)")
 
 
 def write_corpus(
@@ -186,7 +297,9 @@ def write_corpus(
     `hours` is the total across children. `workers`: processes rendering recordings in parallel
     (default: one per CPU core, at most one per recording); 1 renders in this process. Workers are
     started with "spawn" (safe beside torch and CUDA), so a script calling this with workers > 1 needs
-    the usual `if __name__ == "__main__":` guard.
+    the usual `if __name__ == "__main__":` guard. `overwrite`: replace a corpus already in `out`; files
+    in `out` that are not part of a BabyWorld corpus are never deleted (they make this raise
+    FileExistsError naming them).
 
     Example::
 
@@ -196,59 +309,53 @@ def write_corpus(
     """
     from tqdm import tqdm
 
+    # every argument is checked before anything in `out` is touched
     out = Path(out)
     width, height = parse_size(size)
-    codec_extension(codec)
+    ext = codec_extension(codec)
+    if gop is not None and (isinstance(gop, bool) or not isinstance(gop, int) or gop < 1):
+        raise ValueError(f"gop {gop!r}: must be an integer >= 1 (or None: the encoder's default)")
+    _check_workers(workers)
     specs = plan_corpus(children, hours, fps, width, height, seed, recording_minutes)
-    _prepare(out, overwrite)
+    n_workers = min(len(specs), workers or os.cpu_count() or 1)
+
+    _claim(out, overwrite)
+    planned = [RecordingInfo(s.video_id, f"child{s.child}", s.age_days, s.n_frames, s.n_frames / s.fps,
+                             str(out / f"{s.video_id}.{ext}")) for s in specs]
+    header = {
+        "generator": GENERATOR, "seed": seed, "children": children, "hours": hours, "width": width,
+        "height": height, "fps": fps, "gop": gop, "codec": codec, "encoder": CODECS[codec][0],
+        "recording_minutes": recording_minutes,
+    }
+    _write_manifest(out, header, planned, complete=False)  # lists every file before it exists
     (out / TRUTH_DIR).mkdir(exist_ok=True)
-    n_workers = min(len(specs), workers if workers else (os.cpu_count() or 1))
-    if n_workers < 1:
-        raise ValueError(f"workers {workers}: must be >= 1")
     total = sum(s.n_frames for s in specs)
     log.info("rendering %d recordings (%d frames, %dx%d @ %g fps) with %d worker(s) into %s",
              len(specs), total, width, height, fps, n_workers, out)
-    results = {}
     with tqdm(total=total, unit="frame", desc="BabyWorld", disable=not progress) as bar:
-        if n_workers == 1:
-            for spec in specs:
-                results[spec.video_id] = render_recording(spec, out, codec, gop, report=bar.update)
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            q = ctx.Queue()
-            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-                futures = {pool.submit(_worker, s, out, codec, gop): s.video_id for s in specs}
-                pending = set(futures)
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    _drain(q, bar)
-                    for f in done:
-                        results[futures[f]] = f.result()
-                _drain(q, bar)
+        results = _render_all(specs, out, codec, gop, n_workers, bar)
     infos = [results[s.video_id]["info"] for s in specs]
-    with open(out / "ages.csv", "w", newline="") as f:
+    with atomic_open(out / "ages.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["video", "subject", "age_days"])
         for info in infos:
             w.writerow([info.video, info.subject, int(round(info.age_days))])
-    with open(out / "utterances.csv", "w", newline="") as f:
+    with atomic_open(out / "utterances.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["video", "start", "end", "text"])
         for spec in specs:
             for u in results[spec.video_id]["utterances"]:
                 w.writerow([spec.video_id, f"{u['start']:.3f}", f"{u['end']:.3f}", u["text"]])
     write_vocabulary(out / "vocab.csv")
-    manifest = {
-        "generator": "babyfast.synth", "seed": seed, "children": children, "hours": hours, "width": width,
-        "height": height, "fps": fps, "gop": gop, "codec": codec, "encoder": CODECS[codec][0],
-        "recording_minutes": recording_minutes, "recordings": [asdict(i) for i in infos],
-    }
-    for r in manifest["recordings"]:
-        r["path"] = os.path.basename(r["path"])
-    (out / "world.json").write_text(json.dumps(manifest, indent=1))
+    _write_manifest(out, header, infos, complete=True)
     return Corpus(out, tuple(infos))
+
+
+def _write_manifest(out: Path, header: dict, infos, complete: bool) -> None:
+    recordings = [asdict(i) for i in infos]
+    for r in recordings:
+        r["path"] = os.path.basename(r["path"])
+    write_text(out / MANIFEST, json.dumps({**header, "recordings": recordings, "complete": complete}, indent=1))
 
 
 def _drain(q, bar) -> None:

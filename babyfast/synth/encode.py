@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import temp_path
+
 __all__ = ["VideoWriter", "CODECS", "codec_extension"]
 
 # codec name -> (PyAV encoder, container extension, pixel format, encoder options)
@@ -61,7 +63,7 @@ class VideoWriter:
         if gop is not None and gop < 1:
             raise ValueError(f"{path}: gop {gop} must be >= 1")
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._tmp = temp_path(self.path)
         self.width, self.height = int(width), int(height)
         rate = Fraction(fps).limit_denominator(1001)
         self._container = av.open(str(self._tmp), "w", format={"mp4": "mp4", "webm": "webm", "avi": "avi"}[ext])

@@ -49,9 +49,6 @@ class View:
         sy = (y - h * d - self.cy) * s + self.height / 2.0
         return sx, sy, d * s
 
-    def unproject_x(self, sx: float) -> float:
-        return (sx - self.width / 2.0) / self.px_per_unit + self.cx
-
 
 def clamp_view(cx: float, cy: float, zoom: float, width: int, height: int) -> tuple[float, float]:
     """Keep the view inside the panorama."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_bytes
+
 __all__ = ["write_png", "read_png", "encode_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -39,10 +41,8 @@ def encode_png(rgb: np.ndarray, level: int = 6) -> bytes:
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 image as PNG; returns the path."""
-    path = Path(path)
-    path.write_bytes(encode_png(rgb))
-    return path
+    """Write an (H, W, 3) uint8 image as PNG (atomically); returns the path."""
+    return write_bytes(path, encode_png(rgb))
 
 
 def read_png(path: str | Path) -> np.ndarray:

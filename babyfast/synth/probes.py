@@ -4,7 +4,11 @@ Probes draw only `vocab.PROBE_INSTANCES` toys (never rendered in a corpus), in r
 caregivers from their own random streams (keyed apart from any corpus seed). Each suite is written in
 the folder layout its real-benchmark adapter reads, with the answer key and per-frame truth:
 
-``OUT/vocab.csv``, ``OUT/probes.json`` (manifest: suites, trial counts, chance, seed, size).
+``OUT/vocab.csv``, ``OUT/probes.json`` (manifest: suites, trial counts, chance, seed, size). The
+manifest is written before any suite folder (the suites being written listed under ``pending``) and
+again when they are complete, so it always names every folder that is ours. OUT must be empty or hold
+only probe suites; a suite is replaced by deleting the folder the manifest lists for it, and anything
+else in OUT makes `write_probes` refuse, naming it. Every file is written atomically (`atomic`).
 
 ``object_recognition/`` — Labeled-S style (as in the CVCL evaluation): 4-way trials, one target
 category and four frames, one of which shows it.
@@ -49,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import temp_target, write_bytes, write_text
 from .children import stream
 from .compose import Layer, compose
 from .geometry import HORIZON, PANO_W, View, clamp_view
@@ -56,20 +61,28 @@ from .occluders import occluder_sprite, occluder_style
 from .people import face_sprite, hand_sprite, person_style, torso_sprite
 from .png import encode_png
 from .room import make_room
-from .sprites import ANGLE_BUCKETS, Sprite, angle_bucket, capsule_sprite, shadow_sprite, size_bucket
+from .sprites import (
+    ANGLE_BUCKETS,
+    Sprite,
+    angle_bucket,
+    capsule_sprite,
+    shadow_sprite,
+    size_bucket,
+)
 from .toys import toy_sprite
-from .vocab import CATEGORIES, PROBE_INSTANCES, write_vocabulary
+from .truth import FACE_TRACK, OCCLUDER_TRACK
+from .vocab import CATEGORIES, PROBE_INSTANCES, VOCAB_FILE, write_vocabulary
 
-__all__ = ["write_probes", "SUITES", "PROBE_DOMAIN"]
+__all__ = ["MANIFEST", "PROBE_DOMAIN", "SUITES", "write_probes"]
 
 log = logging.getLogger(__name__)
 
 SUITES = ("object_recognition", "word_referent", "permanence", "counting", "left_right", "gaze")
 PROBE_DOMAIN = 0x9E0BE  # keys every probe stream apart from the corpus streams
+MANIFEST = "probes.json"
+GENERATOR = "babyfast.synth.probes"
 _N_ROOMS = 8
 _PNG_LEVEL = 4
-_FACE_TRACK = 10_000
-_OCC_TRACK = 20_000
 
 
 def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -96,8 +109,9 @@ class _Stage:
     def toy(self, track: int, cat: int, inst: int, x: float, y: float, px: float, depth: float,
             shadow: bool = True) -> list[Layer]:
         """Layers of a toy whose sprite square is `px` pixels, standing at pixel (x, y)."""
-        cat_spin = CATEGORIES[cat].motion == "spin"
-        ab = int(self.rng.integers(ANGLE_BUCKETS)) if cat_spin else 0
+        # only a spinning toy draws a turn (toy_sprite ignores the bucket of others, but the draw would
+        # still move the random stream, and with it every probe)
+        ab = int(self.rng.integers(ANGLE_BUCKETS)) if CATEGORIES[cat].spins else 0
         sp = toy_sprite(cat, inst, size_bucket(px), ab)
         self.meta[track] = {"category": cat, "word": CATEGORIES[cat].word, "instance": inst}
         out = [Layer(sp, int(round(x)), int(round(y)), depth, track)]
@@ -189,7 +203,7 @@ def _write_frames(root: Path, frames: dict[str, np.ndarray]) -> None:
     for name, img in frames.items():
         p = root / name
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(_encode(img))
+        write_bytes(p, _encode(img), fsync=False)
 
 
 def _encode(img: np.ndarray) -> bytes:
@@ -220,8 +234,8 @@ def _labeled_s(root: Path, rng, stage: _Stage, n: int, people) -> dict:
                      "foil_categories": [CATEGORIES[c].word for c in foils], "foil_img_filenames": fimgs,
                      "options": options})
     _write_frames(root, frames)
-    (root / "trials.json").write_text(json.dumps({"suite": "object_recognition", "data": data}, indent=1))
-    (root / "truth.json").write_text(json.dumps(truth))
+    write_text(root / "trials.json", json.dumps({"suite": "object_recognition", "data": data}, indent=1))
+    write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.25}
 
 
@@ -255,8 +269,8 @@ def _word_referent(root: Path, rng, stage: _Stage, n: int) -> dict:
                      "foil_categories": [[CATEGORIES[c].word for c in pairs[k]] for k in fks],
                      "foil_img_filenames": [names[k] for k in fks], "options": options})
     _write_frames(root, frames)
-    (root / "trials.json").write_text(json.dumps({"suite": "word_referent", "data": data}, indent=1))
-    (root / "truth.json").write_text(json.dumps(truth))
+    write_text(root / "trials.json", json.dumps({"suite": "word_referent", "data": data}, indent=1))
+    write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.25}
 
 
@@ -280,8 +294,8 @@ def _counting(root: Path, rng, stage: _Stage, n: int) -> dict:
         truth[name] = stage.truth(seen)
         data.append({"trial_num": i, "image": name, "answer": int(count)})
     _write_frames(root, frames)
-    (root / "trials.json").write_text(json.dumps({"suite": "counting", "choices": [1, 2, 3, 4, 5], "data": data}, indent=1))
-    (root / "truth.json").write_text(json.dumps(truth))
+    write_text(root / "trials.json", json.dumps({"suite": "counting", "choices": [1, 2, 3, 4, 5], "data": data}, indent=1))
+    write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.2}
 
 
@@ -309,8 +323,8 @@ def _left_right(root: Path, rng, stage: _Stage, n: int) -> dict:
         data.append({"trial_num": i, "image": name, "word": CATEGORIES[target].word,
                      "answer": "left" if sides[i] == 0 else "right"})
     _write_frames(root, frames)
-    (root / "trials.json").write_text(json.dumps({"suite": "left_right", "choices": ["left", "right"], "data": data}, indent=1))
-    (root / "truth.json").write_text(json.dumps(truth))
+    write_text(root / "trials.json", json.dumps({"suite": "left_right", "choices": ["left", "right"], "data": data}, indent=1))
+    write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.5}
 
 
@@ -345,15 +359,15 @@ def _gaze(root: Path, rng, stage: _Stage, n: int, people) -> dict:
         target = int(order[target_pos])
         tx, ty = centres[target]
         gb = angle_bucket(math.atan2(ty - fy, tx - fx))
-        layers.append(Layer(face_sprite(person, size_bucket(fsize), gb, False), int(fx), int(fy), 0.3, _FACE_TRACK))
+        layers.append(Layer(face_sprite(person, size_bucket(fsize), gb, False), int(fx), int(fy), 0.3, FACE_TRACK))
         name = f"frames/{i:04d}.png"
         frames[name], seen = compose(bg, layers, gain)
-        truth[name] = stage.truth(seen, faces={_FACE_TRACK: target})
+        truth[name] = stage.truth(seen, faces={FACE_TRACK: target})
         candidates = [list(seen[int(k)].box) for k in order]
         data.append({"trial_num": i, "image": name, "candidates": candidates, "answer": target_pos})
     _write_frames(root, frames)
-    (root / "trials.json").write_text(json.dumps({"suite": "gaze", "data": data}, indent=1))
-    (root / "truth.json").write_text(json.dumps(truth))
+    write_text(root / "trials.json", json.dumps({"suite": "gaze", "data": data}, indent=1))
+    write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 1 / 3}
 
 
@@ -409,7 +423,7 @@ def _permanence(root: Path, rng, stage: _Stage, n: int, movie_frames: int, peopl
                 for f, lift in enumerate(timeline):
                     y = int(round(oy - lift * lift_px))
                     layers = list(others) + (toy_layers if present else [])
-                    layers.append(Layer(screen, int(ox), y, 2.0, _OCC_TRACK))
+                    layers.append(Layer(screen, int(ox), y, 2.0, OCCLUDER_TRACK))
                     hx, hy = ox + 0.25 * sw, y - sh + 0.04 * sh
                     arm = capsule_sprite(arm_x, -0.2 * H, hx, hy, 0.045 * W, person.shirt)
                     if arm is not None:
@@ -417,7 +431,7 @@ def _permanence(root: Path, rng, stage: _Stage, n: int, movie_frames: int, peopl
                     ab = angle_bucket(math.atan2(hy + 0.2 * H, hx - arm_x))
                     layers.append(Layer(hand_sprite(person.skin, size_bucket(0.1 * W), ab), int(hx), int(hy), 3.0))
                     frame, seen = compose(bg, layers, gain)
-                    tr = stage.truth(seen, occluders={_OCC_TRACK: bool(lift > 0.5)})
+                    tr = stage.truth(seen, occluders={OCCLUDER_TRACK: bool(lift > 0.5)})
                     if not present:
                         tr["objects"] = [o for o in tr["objects"] if o["track"] != 0]
                     seq.append((frame, tr))
@@ -439,10 +453,11 @@ def _permanence(root: Path, rng, stage: _Stage, n: int, movie_frames: int, peopl
                 if key in written:
                     _link(written[key], path)
                 else:
-                    path.write_bytes(_encode(frame))
+                    write_bytes(path, _encode(frame), fsync=False)
                     written[key] = path
                 frames_truth.append(tr)
-            (mdir / "status.json").write_text(json.dumps({"block": "O1", "possible": possible, "frames": frames_truth}))
+            write_text(mdir / "status.json", json.dumps({"block": "O1", "possible": possible, "frames": frames_truth}),
+                       fsync=False)  # atomic, not synced one by one (as the frames): one per movie
     return {"trials": n, "movie_frames": 2 * half, "chance": 0.5}
 
 
@@ -450,7 +465,7 @@ def _link(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
     except OSError:  # a file system without hard links: copy
-        shutil.copyfile(src, dst)
+        write_bytes(dst, src.read_bytes(), fsync=False)
 
 
 def _make_suite(name: str, out: str, seed: int, width: int, height: int, n: int, quads: int, movie_frames: int) -> dict:
@@ -460,9 +475,7 @@ def _make_suite(name: str, out: str, seed: int, width: int, height: int, n: int,
     people = [person_style(stream(seed, PROBE_DOMAIN, index, 200 + k)) for k in range(6)]
     stage = _Stage(rng, width, height, rooms)
     root = Path(out) / name
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True)  # write_probes removed the previous one; never write into a folder that is there
     if name == "object_recognition":
         info = _labeled_s(root, rng, stage, n, people)
     elif name == "word_referent":
@@ -478,6 +491,49 @@ def _make_suite(name: str, out: str, seed: int, width: int, height: int, n: int,
     return {"suite": name, **info}
 
 
+def _read_manifest(path: Path) -> dict | None:
+    """A probe manifest, or None if `path` is missing or is something else."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("generator") != GENERATOR or not isinstance(doc.get("suites"), dict):
+        return None
+    return doc
+
+
+def _claim(out: Path, names: tuple[str, ...], width: int, height: int, seed: int) -> dict:
+    """Check that OUT holds only our probe files and that the suites kept fit the new ones; returns the
+    previous manifest's entries of the suites that stay. Changes nothing on disk."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if not out.exists():
+        return {}
+    old = _read_manifest(out / MANIFEST) or {}
+    listed = {s for s in [*old.get("suites", {}), *old.get("pending", [])] if s in SUITES}
+    files = {MANIFEST, VOCAB_FILE} if old else set()
+    foreign = []
+    for p in sorted(out.iterdir()):
+        is_dir = p.is_dir() and not p.is_symlink()
+        if not (p.name in listed and is_dir
+                or (p.name in files or temp_target(p.name) in files) and not is_dir):
+            foreign.append(p)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"{out}: holds {len(foreign)} file(s) that are not BabyWorld probe suites listed in its {MANIFEST} "
+            f"({shown}); write the probes into an empty folder (nothing was changed)"
+        )
+    kept = {s: v for s, v in old.get("suites", {}).items() if s in SUITES and s not in names}
+    if kept and (old.get("width"), old.get("height"), old.get("seed")) != (width, height, seed):
+        raise ValueError(
+            f"{out}: holds suites {sorted(kept)} written at {old.get('width')}x{old.get('height')} with seed "
+            f"{old.get('seed')}; writing {list(names)} at {width}x{height} with seed {seed} would mix the two in "
+            "one folder: write all suites, or into another folder"
+        )
+    return kept
+
+
 def write_probes(
     out: str | os.PathLike,
     size: int | str | tuple[int, int] = 256,
@@ -491,7 +547,10 @@ def write_probes(
 ) -> dict:
     """Write the probe suites (see the module docstring for the layouts) into `out`; returns the manifest.
 
-    `trials` per suite (permanence: `quads` quadruplets of `movie_frames`-frame movies).
+    `trials` per suite (permanence: `quads` quadruplets of `movie_frames`-frame movies). `suites`
+    (default all) are replaced if `out` holds them already; others there are kept (they must have been
+    written with the same size and seed). Files in `out` that are not probe suites are never deleted
+    (they make this raise FileExistsError naming them).
 
     Example::
 
@@ -502,10 +561,11 @@ def write_probes(
     """
     from tqdm import tqdm
 
-    from .corpus import parse_size
+    from .corpus import _check_workers, parse_size
 
+    # every argument is checked before anything in `out` is touched
     width, height = parse_size(size)
-    names = tuple(suites) if suites else SUITES
+    names = tuple(dict.fromkeys(suites)) if suites else SUITES
     bad = [s for s in names if s not in SUITES]
     if bad:
         raise ValueError(f"unknown probe suite(s) {bad}; allowed: {list(SUITES)}")
@@ -515,10 +575,24 @@ def write_probes(
         raise ValueError(f"quads {quads}: need at least 1")
     if movie_frames < 12 or movie_frames % 2:
         raise ValueError(f"movie_frames {movie_frames}: must be even and at least 12 (two lifts of the screen)")
+    _check_workers(workers)
     out = Path(out)
+    kept = _claim(out, names, width, height, seed)
+
+    old = _read_manifest(out / MANIFEST) or {}
+    stale = [s for s in old.get("pending", []) if s in SUITES and s not in names]  # a crashed run's leftovers
+    header = {"generator": GENERATOR, "seed": seed, "width": width, "height": height,
+              "instances": list(PROBE_INSTANCES)}
     out.mkdir(parents=True, exist_ok=True)
+    # list what is about to be written before writing it, then clear the folders being replaced
+    write_text(out / MANIFEST, json.dumps({**header, "suites": kept, "pending": sorted({*names, *stale})}, indent=1))
+    for s in (*names, *stale):
+        if (out / s).is_dir():
+            shutil.rmtree(out / s)
+    write_text(out / MANIFEST, json.dumps({**header, "suites": kept, "pending": sorted(names)}, indent=1))
+
     args = [(s, str(out), seed, width, height, trials, quads, movie_frames) for s in names]
-    n_workers = min(len(args), workers if workers else (os.cpu_count() or 1))
+    n_workers = min(len(args), workers or os.cpu_count() or 1)
     results = []
     with tqdm(total=len(args), unit="suite", desc="probes", disable=not progress) as bar:
         if n_workers <= 1:
@@ -532,14 +606,8 @@ def write_probes(
                 for r in pool.map(_make_suite, *zip(*args)):
                     results.append(r)
                     bar.update(1)
-    write_vocabulary(out / "vocab.csv")
-    manifest = {"generator": "babyfast.synth.probes", "seed": seed, "width": width, "height": height,
-                "instances": list(PROBE_INSTANCES), "suites": {r.pop("suite"): r for r in results}}
-    prev = out / "probes.json"
-    if prev.exists() and suites:
-        old = json.loads(prev.read_text())
-        if old.get("width") == width and old.get("height") == height and old.get("seed") == seed:
-            manifest["suites"] = {**old.get("suites", {}), **manifest["suites"]}
-    prev.write_text(json.dumps(manifest, indent=1))
+    write_vocabulary(out / VOCAB_FILE)
+    manifest = {**header, "suites": {**kept, **{r.pop("suite"): r for r in results}}}
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     log.info("wrote probe suites %s into %s", list(names), out)
     return manifest

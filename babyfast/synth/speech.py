@@ -7,11 +7,13 @@ child. The noise is deliberate, as in real transcripts: some utterances name a t
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .vocab import CATEGORIES
 
-__all__ = ["caregiver_utterances", "NAMING", "ABSENT", "GENERIC", "P_NONE", "P_ABSENT"]
+__all__ = ["caregiver_utterances", "start_frame", "NAMING", "ABSENT", "GENERIC", "P_NONE", "P_ABSENT"]
 
 P_NONE = 0.14  # utterances that name no toy
 P_ABSENT = 0.12  # utterances that name a toy out of view
@@ -30,6 +32,15 @@ GENERIC = (
 )
 
 
+def start_frame(start: float, fps: float, n_frames: int) -> int:
+    """The frame on screen at `start` seconds (frame i shows from i / fps on), within the recording.
+
+    The tolerance absorbs float error in `start * fps` (2.3 * 10 == 22.999...), so that a start
+    written with 3 decimals maps to the same frame when read back.
+    """
+    return min(max(math.floor(start * fps + 1e-6), 0), n_frames - 1)
+
+
 def caregiver_utterances(builder, schedule: list[tuple[float, float]], rng: np.random.Generator) -> list[dict]:
     """Turn a speech schedule into utterances using the truth collected so far (a `truth.TruthBuilder`)."""
     spec = builder.spec
@@ -38,14 +49,17 @@ def caregiver_utterances(builder, schedule: list[tuple[float, float]], rng: np.r
     min_side = 0.05 * min(spec.width, spec.height)
     out = []
     for start, end in schedule:
-        f = min(int(start * spec.fps), spec.n_frames - 1)
+        # the times are stored (and written to utterances.csv) with 3 decimals: the words must come
+        # from the frame that the stored start maps to, not the unrounded one
+        start, end = round(float(start), 3), round(float(end), 3)
+        f = start_frame(start, spec.fps, spec.n_frames)
         rows = toys[toys["frame"] == f]
         big = ((rows["x1"] - rows["x0"]) >= min_side) & ((rows["y1"] - rows["y0"]) >= min_side)
         vis = rows[(rows["visibility"] >= MIN_VISIBILITY) & big]
         face = faces[faces["frame"] == f]
         gaze = int(face["gaze_track"][0]) if len(face) else -1
         r = rng.random()
-        entry = {"start": round(float(start), 3), "end": round(float(end), 3), "word": "", "referent_track": -1,
+        entry = {"start": start, "end": end, "word": "", "referent_track": -1,
                  "category": -1, "kind": "none"}
         if r < P_NONE or (len(vis) == 0 and r >= P_NONE + P_ABSENT):
             entry["text"] = str(rng.choice(GENERIC))

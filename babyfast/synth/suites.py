@@ -21,11 +21,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .png import read_png
+from .probes import SUITES as _SUITES
 
 __all__ = ["Trial", "Question", "Suite", "Score", "load_suite", "load_suites", "score", "wilson_interval",
            "chance_interval"]
-
-_SUITES = ("object_recognition", "word_referent", "permanence", "counting", "left_right", "gaze")
 
 
 @dataclass(frozen=True)

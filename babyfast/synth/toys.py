@@ -100,7 +100,7 @@ def toy_style(category: int, instance: int) -> ToyStyle:
     texture = str(rng.choice(PATTERNS, p=[0.25, 0.2, 0.15, 0.1, 0.15, 0.15]))
     squeeze = rng.uniform(0.82, 1.0)
     stretch = (squeeze, 1.0) if rng.random() < 0.5 else (1.0, squeeze)
-    if cat.motion == "spin":
+    if cat.spins:
         stretch = (1.0, 1.0)
     return ToyStyle(
         body=body, second=second, accent=accent, texture=texture, freq=float(rng.uniform(6, 14)),
@@ -339,17 +339,21 @@ _DRAW = {
 assert set(_DRAW) == {c.word for c in CATEGORIES}
 
 
-@lru_cache(maxsize=4096)
 def toy_sprite(category: int, instance: int, size_bucket: int, angle_bucket: int = 0) -> Sprite | None:
     """The sprite of a toy at a size bucket (`sprites.size_bucket`) and rotation bucket.
 
     Anchored at the bottom centre of its visible pixels: where it touches the floor. Only toys whose
-    category spins are ever turned; others ignore `angle_bucket`.
+    category spins are ever turned; others ignore `angle_bucket` (and share one cache entry per size).
     """
+    return _toy_sprite(category, instance, size_bucket, angle_bucket if CATEGORIES[category].spins else 0)
+
+
+@lru_cache(maxsize=4096)
+def _toy_sprite(category: int, instance: int, size_bucket: int, angle_bucket: int) -> Sprite | None:
     cat = CATEGORIES[category]
     st = toy_style(category, instance)
     size = bucket_size(size_bucket)
-    angle = bucket_angle(angle_bucket) if cat.motion == "spin" else 0.0
+    angle = bucket_angle(angle_bucket)
     cv = Canvas(size, size, angle=angle, stretch=st.stretch)
     _DRAW[cat.word](cv, st)
     rgb, alpha = cv.finish()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_open
 from .vocab import CATEGORIES
 
 __all__ = ["Truth", "TruthBuilder", "load_truth", "TRUTH_DIR", "FACE_TRACK", "OCCLUDER_TRACK", "HAND_TRACK"]
@@ -75,7 +76,7 @@ class Truth:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in _TABLES}
-        with open(path, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez_compressed(f, meta=np.frombuffer(json.dumps(self.meta).encode(), np.uint8), **arrays)
         return path
 

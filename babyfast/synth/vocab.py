@@ -11,6 +11,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_open
+
 __all__ = [
     "Category",
     "CATEGORIES",
@@ -38,6 +40,11 @@ class Category:
     word: str
     motion: str
     palette: str
+
+    @property
+    def spins(self) -> bool:
+        """Whether it turns as it rolls (so its sprite is drawn at an angle)."""
+        return self.motion == "spin"
 
     @property
     def rolls(self) -> bool:
@@ -95,7 +102,7 @@ def write_vocabulary(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / VOCAB_FILE
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["word", "category_id", "motion", "train_instances", "probe_instances"])
         for c in CATEGORIES:

@@ -362,7 +362,10 @@ class Recording:
         s.append(self._goto(self._above(toy, grip), rng.uniform(0.8, 1.4)))
         if rng.random() < 0.6:
             s.append(self._grab(hand, toy, grip))
-            s.append(self._goto(lambda: (self.cam_x + rng.uniform(-20, 20), FLOOR_NEAR - 5, grip + 40), 0.8))
+            # carried toward the camera: the target follows the head, at an offset drawn once per reach
+            # (drawing it in the lambda would draw a new one every frame: a jittering hand)
+            dx = float(rng.uniform(-20, 20))
+            s.append(self._goto(lambda: (self.cam_x + dx, FLOOR_NEAR - 5, grip + 40), 0.8))
             s.append(("shake", rng.uniform(0.5, 1.5)))
             s.append(self._release(hand, vx=rng.uniform(-60, 60), vy=rng.uniform(-80, -20)))
         else:
@@ -439,7 +442,7 @@ class Recording:
             decay = math.exp(-friction * dt)
             th.vx *= decay
             th.vy *= decay
-            if th.kind == "toy" and CATEGORIES[th.category].motion == "spin":
+            if th.kind == "toy" and CATEGORIES[th.category].spins:
                 th.angle += th.vx * dt / max(th.size * 0.45, 1.0)
             if math.hypot(th.vx, th.vy) < 5.0:
                 th.state, th.vx, th.vy = REST, 0.0, 0.0
