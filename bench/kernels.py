@@ -103,12 +103,21 @@ def _best_config(module: str, tuner: str) -> Optional[str]:
     return str(best) if best is not None else None
 
 
+class CudaContextLost(RuntimeError):
+    """A failure left the CUDA context unusable (e.g. an illegal memory access): nothing more can be timed."""
+
+
 def _try(fn: Callable[[], float]) -> Dict[str, object]:
     try:
         return {"ms": fn()}
     except Exception as e:  # a backend missing or refusing the shape: record why, go on
-        torch.cuda.synchronize()
-        return {"ms": None, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+        error = f"{type(e).__name__}: {str(e)[:300]}"
+        try:
+            torch.cuda.synchronize()  # a refused launch leaves the device usable; a faulted kernel does not
+        except Exception as sticky:
+            raise CudaContextLost(f"{error}; then synchronize failed: {type(sticky).__name__}: "
+                                  f"{str(sticky)[:300]}") from e
+        return {"ms": None, "error": error}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -123,9 +132,9 @@ def bench_copy() -> dict:
     return {"bytes": 2 * n, "ms": ms, "gb_s": 2 * n / ms / 1e6}
 
 
-def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List[dict]:
+def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float, rows: List[dict]) -> List[dict]:
+    """Appends to `rows` as it goes (a row before its measurements), so a crash keeps what was measured."""
     t, p = 2, 16
-    rows = []
     for b in batches:
         video = torch.randint(0, 256, (b, 16, 224, 224, 3), dtype=torch.uint8, device="cuda")
         n_all = 8 * 14 * 14
@@ -140,6 +149,7 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
             out_bytes = b * n_tok * feat * 2
             # unfused tokens
             row = {"kind": "tokens", "batch": b, "visible": n_tok, "tokens": b * n_tok, "bytes": read + out_bytes}
+            rows.append(row)
             for backend in ("triton", "torch", "compile"):
                 r = _try(lambda: _bench(lambda: K.patchify(video, (t, p, p), visible=visible, dtype=torch.bfloat16,
                                                             backend=backend)))
@@ -148,7 +158,6 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
                     r["of_copy"] = r["gb_s"] / copy_gb_s
                 row[backend] = r
             row["triton"]["config"] = _best_config("patchify_triton", "_patchify_tuned")
-            rows.append(row)
             # fused embeddings
             for d in ((384,) if quick else (384, 768)):
                 w = torch.randn(d, 3, t, p, p, device="cuda", dtype=torch.bfloat16) * 0.02
@@ -156,6 +165,7 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
                 pos = torch.randn(n_all, d, device="cuda", dtype=torch.bfloat16)
                 flops = 2 * b * n_tok * feat * d
                 row = {"kind": "embed", "batch": b, "visible": n_tok, "D": d, "flops": flops}
+                rows.append(row)
                 for backend in ("triton", "torch", "compile"):
                     r = _try(lambda: _bench(lambda: K.patchify(video, (t, p, p), weight=w, bias=bias, pos_embed=pos,
                                                                 visible=visible, backend=backend)))
@@ -167,7 +177,6 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
                 for other in ("torch", "compile"):
                     if tri and row[other]["ms"]:
                         row[f"speedup_vs_{other}"] = row[other]["ms"] / tri
-                rows.append(row)
             if b != batches[0]:
                 del visible
                 continue
@@ -177,13 +186,13 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
             bias = torch.zeros(d, device="cuda", requires_grad=True)
             pos = torch.randn(n_all, d, device="cuda", requires_grad=True)
             row = {"kind": "embed_fwd_bwd", "batch": b, "visible": n_tok, "D": d}
+            rows.append(row)
             for backend in ("triton", "torch", "compile"):
                 def step(backend=backend):
                     out = K.patchify(video, (t, p, p), weight=w, bias=bias, pos_embed=pos, visible=visible,
                                      dtype=torch.bfloat16, backend=backend)
                     torch.autograd.grad(out, (w, bias, pos), torch.ones_like(out))
                 row[backend] = _try(lambda: _bench(step))
-            rows.append(row)
             del visible
         del video
         torch.cuda.empty_cache()
@@ -194,8 +203,8 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float) -> List
 # attention
 
 
-def bench_attention(K, quick: bool) -> List[dict]:
-    rows = []
+def bench_attention(K, quick: bool, rows: List[dict]) -> List[dict]:
+    """Appends to `rows` as it goes (a row before its measurements), so a crash keeps what was measured."""
     shapes = (197, 1568) if quick else ATTN_SHAPES
     for n in shapes:
         for h in ((6,) if quick else ATTN_HEADS):
@@ -206,6 +215,7 @@ def bench_attention(K, quick: bool) -> List[dict]:
             dout = torch.randn_like(q)
             qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
             row = {"B": b, "H": h, "N": n, "D": d, "dtype": "bfloat16", "fwd_flops": fwd_flops}
+            rows.append(row)
             for backend in ATTN_BACKENDS:
                 def fwd(backend=backend):
                     with torch.no_grad():
@@ -237,7 +247,6 @@ def bench_attention(K, quick: bool) -> List[dict]:
                     row[f"{metric}_vs_best"] = ours / others[best]
                     if "sdpa-flash" in others:
                         row[f"{metric}_vs_flash"] = ours / others["sdpa-flash"]
-            rows.append(row)
             del q, k, v, qg, kg, vg, dout
             torch.cuda.empty_cache()
     return rows
@@ -278,6 +287,14 @@ def _write(out_dir: Path, name: str, payload: dict) -> Path:
     return path
 
 
+def _abort(out_dir: Path, name: str, common: dict, rows: List[dict], error: Exception) -> int:
+    """Keep what was measured before the CUDA context broke, in a file the README tables do not read (no
+    "table"), and stop: the process cannot use the GPU any more."""
+    path = _write(out_dir, f"{name}.partial.json", {**common, "complete": False, "error": str(error), "rows": rows})
+    print(f"CUDA context lost ({error}); {len(rows)} rows so far -> {path}", file=sys.stderr)
+    return 3
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="folder for kernels_patchify.json and kernels_attention.json")
@@ -308,7 +325,11 @@ def main() -> int:
     if args.only in (None, "patchify"):
         copy = bench_copy()
         batches = [8] if args.quick else [int(x) for x in args.batches.split(",")]
-        rows = bench_patchify(K, batches, args.quick, copy["gb_s"])
+        rows: List[dict] = []
+        try:
+            bench_patchify(K, batches, args.quick, copy["gb_s"], rows)
+        except CudaContextLost as e:
+            return _abort(out_dir, "kernels_patchify", {**common, "copy": copy}, rows, e)
         targets = _targets_patchify(rows)
         table_rows = []
         for r in rows:
@@ -336,7 +357,11 @@ def main() -> int:
         missed += [k for k, v in targets.items() if not v]
 
     if args.only in (None, "attention"):
-        rows = bench_attention(K, args.quick)
+        rows = []
+        try:
+            bench_attention(K, args.quick, rows)
+        except CudaContextLost as e:
+            return _abort(out_dir, "kernels_attention", common, rows, e)
         targets = _targets_attention(rows)
         table_rows = []
         for r in rows:

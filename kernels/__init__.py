@@ -3,7 +3,8 @@
 The model calls only `attention()` and `patchify()`; each takes `backend=` ("auto" measures the
 candidates once per shape and caches the winner under `~/.cache/babyfast/`, `BABYFAST_CACHE_DIR`
 overrides). Importing this package does not import triton: the Triton modules load on first use, so the
-torch paths work on machines without it.
+torch paths work on machines without it. `attention` and `patchify` are the functions; their modules are
+`_attention` and `_patchify`, the kernels `attention_triton` and `patchify_triton`.
 
 Example::
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .attention import ATTENTION_BACKENDS, attention, attention_backends_for
+from ._attention import ATTENTION_BACKENDS, attention, attention_backends_for
+from ._patchify import PATCHIFY_BACKENDS, normalization_constants, patchify
 from .backend_cache import cache_path
-from .patchify import PATCHIFY_BACKENDS, normalization_constants, patchify
 from .reference import IMAGENET_MEAN, IMAGENET_STD, attention_reference, patchify_reference
 
 __all__ = [

@@ -13,24 +13,26 @@ Masks cost only where they are needed: the key loop runs the interior blocks wit
 checks and handles the boundary / diagonal blocks in a second loop (the key-padding mask, when given,
 applies everywhere).
 
-Block sizes are autotuned per (sequence-length bucket, head dim, causal, mask) on the first call;
-`BABYFAST_AUTOTUNE=0` skips that and uses one default config per kernel (quick start, e.g. in tests).
+Block sizes are autotuned per (sequence-length bucket, head dim, causal, mask, dtype) on the first call;
+`BABYFAST_AUTOTUNE=0` skips that and uses one default config per kernel (quick start, e.g. in tests). Configs
+that cannot fit in the device's shared memory (estimated from the element size and the head dim) are
+pruned before tuning and never used as the default (`_runtime.launch`).
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
-from ._runtime import autotune_enabled, fix_interpreter_scalars, interpreting, new_output
+from ._runtime import (SUPPORTED_HEAD_DIMS, KernelSpec, dot_precision, fix_interpreter_scalars, forced_configs,
+                       interpreting, launch, new_output, prune_to_fit, record_kernel_mode)
 
-__all__ = ["flash_attention", "FlashAttentionFunction", "SUPPORTED_HEAD_DIMS"]
+__all__ = ["flash_attention", "FlashAttentionFunction", "SUPPORTED_HEAD_DIMS", "forced_configs"]
 
 LOG2E = 1.4426950408889634
-SUPPORTED_HEAD_DIMS = (32, 64, 80, 96, 128)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -354,6 +356,9 @@ def _attn_bwd_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, KPM,
 # block sizes: autotuned on the GPU, fixed (and deliberately unequal, to exercise the block logic) on the
 # interpreter, which cannot time anything
 
+# whether Triton made these kernels interpreted functions (TRITON_INTERPRET at import): `interpreting()`
+record_kernel_mode(_attn_fwd_kernel)
+
 
 def _n_bucket(n: int) -> int:
     """Autotune key for a sequence length: the next power of two, so nearby lengths share a tuning."""
@@ -367,6 +372,27 @@ def _prune_by_length(rows_arg: str, rows_meta: str):
         fit = [c for c in configs if c.kwargs[rows_meta] <= max(64, _n_bucket(n))]
         return fit or configs[:1]
     return prune
+
+
+def _shared_memory(kernel: str):
+    """Estimated shared memory of a config: the tiles streamed through the key/query loop, one buffer per
+    pipeline stage, plus the tiles a program keeps for its whole life (all [rows, BLOCK_D] wide).
+
+    Checked against Triton 3.6 compiling every config for sm_90 (head dims 64 and 128, fp32 and bf16): no
+    compile needed more than this plus 512 bytes (`_runtime` adds a 1 KiB margin); bf16/fp16 (wgmma) need
+    far less, so on GPUs with little shared memory the estimate prunes too much there, never too little."""
+
+    def estimate(config, consts: dict, itemsize: int) -> int:
+        bm, bn = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]
+        if kernel == "fwd":  # streams K, V; keeps Q
+            streamed, kept = 2 * bn, bm
+        elif kernel == "dq":  # streams K, V; keeps Q, dO
+            streamed, kept = 2 * bn, 2 * bm
+        else:  # dkdv: streams Q, dO; keeps K, V
+            streamed, kept = 2 * bm, 2 * bn
+        return itemsize * consts["BLOCK_D"] * (max(1, config.num_stages) * streamed + kept)
+
+    return estimate
 
 
 def _cfg(bm: int, bn: int, warps: int, stages: int) -> "triton.Config":
@@ -392,57 +418,27 @@ _KEY = ["N_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_KPM"]
 # fixed blocks for the interpreter: unequal M and N so the causal diagonal spans several key blocks
 INTERPRET_BLOCKS = {"fwd": (32, 16), "dkdv": (16, 32), "dq": (16, 32)}
 
-_fwd_tuned = triton.autotune(_FWD_CONFIGS, key=_KEY,
-                             prune_configs_by={"early_config_prune": _prune_by_length("N_Q", "BLOCK_M")}
-                             )(_attn_fwd_kernel)
-_dkdv_tuned = triton.autotune(_DKDV_CONFIGS, key=_KEY,
-                              prune_configs_by={"early_config_prune": _prune_by_length("N_K", "BLOCK_N")}
-                              )(_attn_bwd_dkdv_kernel)
-_dq_tuned = triton.autotune(_DQ_CONFIGS, key=_KEY,
-                            prune_configs_by={"early_config_prune": _prune_by_length("N_Q", "BLOCK_M")}
-                            )(_attn_bwd_dq_kernel)
+
+def _spec(name: str, raw, configs, rows_arg: str, rows_meta: str) -> KernelSpec:
+    estimate = _shared_memory(name)
+    tuned = triton.autotune(configs, key=_KEY, prune_configs_by={
+        "early_config_prune": prune_to_fit(estimate, "Q", then=_prune_by_length(rows_arg, rows_meta))})(raw)
+    bm, bn = INTERPRET_BLOCKS[name]
+    return KernelSpec(name, raw, tuned, configs, configs[0], {"BLOCK_M": bm, "BLOCK_N": bn}, estimate)
 
 
-# a config pinned per kernel ("fwd", "dkdv", "dq"): tests run every config this way, since autotuning
-# may pick any of them on some GPU
-_forced: Dict[str, "triton.Config"] = {}
+_FWD = _spec("fwd", _attn_fwd_kernel, _FWD_CONFIGS, "N_Q", "BLOCK_M")
+_DKDV = _spec("dkdv", _attn_bwd_dkdv_kernel, _DKDV_CONFIGS, "N_K", "BLOCK_N")
+_DQ = _spec("dq", _attn_bwd_dq_kernel, _DQ_CONFIGS, "N_Q", "BLOCK_M")
+SPECS = {"fwd": _FWD, "dkdv": _DKDV, "dq": _DQ}
+# the autotuners, by the names bench/kernels.py reads their `best_config` from
+_fwd_tuned, _dkdv_tuned, _dq_tuned = _FWD.tuned, _DKDV.tuned, _DQ.tuned
 
 
-class forced_configs:
-    """Context manager pinning the block config of some kernels, e.g. `forced_configs(fwd=_FWD_CONFIGS[3])`."""
-
-    def __init__(self, **configs: "triton.Config") -> None:
-        self._configs = configs
-
-    def __enter__(self) -> "forced_configs":
-        self._saved = dict(_forced)
-        _forced.update(self._configs)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        _forced.clear()
-        _forced.update(self._saved)
-
-
-DEFAULT_CONFIGS = {"fwd": _FWD_CONFIGS[0], "dkdv": _DKDV_CONFIGS[0], "dq": _DQ_CONFIGS[0]}
-
-
-def _launch(name: str, tuned, raw, grid_rows: int, grid_bh: int, args: tuple, consts: dict) -> None:
-    row_meta = "BLOCK_N" if name == "dkdv" else "BLOCK_M"
-    if interpreting():
-        fix_interpreter_scalars()
-    if name in _forced:
-        config = _forced[name]
-    elif interpreting():
-        bm, bn = INTERPRET_BLOCKS[name]
-        config = triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=4, num_stages=1)
-    elif not autotune_enabled():
-        config = DEFAULT_CONFIGS[name]
-    else:
-        tuned[lambda meta: (triton.cdiv(grid_rows, meta[row_meta]), grid_bh)](*args, **consts)
-        return
-    grid = (triton.cdiv(grid_rows, config.kwargs[row_meta]), grid_bh)
-    raw[grid](*args, **consts, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+def _launch(spec: KernelSpec, grid_rows: int, grid_bh: int, args: tuple, consts: dict, q: torch.Tensor) -> None:
+    row_meta = "BLOCK_N" if spec.name == "dkdv" else "BLOCK_M"
+    launch(spec, lambda meta: (triton.cdiv(grid_rows, meta[row_meta]), grid_bh), args, consts,
+           itemsize=q.element_size(), device=q.device)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -475,8 +471,7 @@ def _consts(q: torch.Tensor, causal: bool, has_kpm: bool) -> dict:
         "BLOCK_D": max(16, triton.next_power_of_2(d)),
         "CAUSAL": causal,
         "HAS_KPM": has_kpm,
-        # fp32 inputs are the reference-grade path: no tf32 rounding
-        "DOT_PRECISION": "ieee" if q.dtype == torch.float32 else "tf32",
+        "DOT_PRECISION": dot_precision(q.dtype),
     }
 
 
@@ -489,7 +484,7 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: Optional[to
     kpm_t, skb, skn = _kpm_args(kpm, q)
     args = (q, k, v, o, lse, kpm_t, *_strides4(q), *_strides4(k), *_strides4(v), *_strides4(o), skb, skn,
             h, n_q, n_k, _n_bucket(max(n_q, n_k)), sm_scale * LOG2E)
-    _launch("fwd", _fwd_tuned, _attn_fwd_kernel, n_q, b * h, args, _consts(q, causal, kpm is not None))
+    _launch(_FWD, n_q, b * h, args, _consts(q, causal, kpm is not None), q)
     return o, lse
 
 
@@ -509,10 +504,9 @@ def _backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     kpm_t, skb, skn = _kpm_args(kpm, q)
     common = (*_strides4(q), *_strides4(k), *_strides4(v), *_strides4(do))
     tail = (skb, skn, h, n_q, n_k, _n_bucket(max(n_q, n_k)), sm_scale * LOG2E, sm_scale)
-    _launch("dkdv", _dkdv_tuned, _attn_bwd_dkdv_kernel, n_k, b * h,
-            (q, k, v, do, dk, dv, lse, delta, kpm_t, *common, *_strides4(dk), *_strides4(dv), *tail), consts)
-    _launch("dq", _dq_tuned, _attn_bwd_dq_kernel, n_q, b * h,
-            (q, k, v, do, dq, lse, delta, kpm_t, *common, *_strides4(dq), *tail), consts)
+    _launch(_DKDV, n_k, b * h,
+            (q, k, v, do, dk, dv, lse, delta, kpm_t, *common, *_strides4(dk), *_strides4(dv), *tail), consts, q)
+    _launch(_DQ, n_q, b * h, (q, k, v, do, dq, lse, delta, kpm_t, *common, *_strides4(dq), *tail), consts, q)
     return dq, dk, dv
 
 

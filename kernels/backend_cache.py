@@ -15,13 +15,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
 from ._runtime import device_name, triton_version
 
-__all__ = ["cache_path", "choose", "time_call", "cached_choice", "clear_memory_cache", "measurements_made"]
+__all__ = ["cache_path", "auto", "choose", "time_call", "cached_choice", "clear_memory_cache", "measurements_made"]
 
 log = logging.getLogger(__name__)
 
@@ -120,31 +120,33 @@ def time_call(fn: Callable[[], object], device: torch.device, iters: int = 5) ->
     return statistics.median(times)
 
 
-def choose(op: str, signature: str, device: torch.device, candidates: Mapping[str, Callable[[], object]],
-           fallback: str) -> str:
-    """Pick the fastest of `candidates` (name → a call that runs it once) for this key.
+def choose(op: str, signature: str, device: torch.device, names: Sequence[str],
+           make_runner: Callable[[str], Callable[[], object]], fallback: Optional[str] = None) -> str:
+    """Pick the fastest of the backends `names` for this key; `make_runner(name)` builds a call that runs
+    one of them once, and is only called when measuring (never on a cache hit).
 
     A cached winner is returned when it is still a candidate. Candidates that raise are skipped (logged).
-    While measuring is impossible (inside `torch.compile` tracing or CUDA graph capture) `fallback` is
-    returned, uncached. With a single candidate nothing is timed.
+    While measuring is impossible (inside `torch.compile` tracing or CUDA graph capture) `fallback` (else the
+    first name) is returned, uncached. With a single candidate nothing is timed.
     """
     global _measurements
-    names = list(candidates)
+    names = list(names)
     if not names:
         raise ValueError(f"{op}: no backend can run this call (signature {signature}, device {device})")
     if len(names) == 1:
         return names[0]
     hit = cached_choice(op, signature, device)
-    if hit in candidates:
+    if hit in names:
         return hit
     if torch.compiler.is_compiling() or (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
-        return fallback if fallback in candidates else names[0]
+        return fallback if fallback in names else names[0]
 
     timings: Dict[str, float] = {}
     errors: Dict[str, str] = {}
     for name in names:
         try:
-            timings[name] = time_call(candidates[name], device)
+            # built here, one at a time: a candidate's input copies live only while it is timed
+            timings[name] = time_call(make_runner(name), device)
         except Exception as e:  # an unsupported shape/dtype for that backend: skip it, say why
             errors[name] = f"{type(e).__name__}: {e}"
             log.info("%s: backend %s skipped for %s: %s", op, name, signature, errors[name])
@@ -160,3 +162,43 @@ def choose(op: str, signature: str, device: torch.device, candidates: Mapping[st
         _memory[key] = entry
         _write(cache_path(), {key: entry})
     return best
+
+
+def _runner(name: str, run: Callable[[str, Sequence[Optional[torch.Tensor]]], torch.Tensor],
+            inputs: Sequence[Optional[torch.Tensor]], grad: bool,
+            grad_output: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], object]:
+    if not grad:
+        def forward():
+            with torch.no_grad():
+                return run(name, inputs)
+        return forward
+    # forward + backward on detached copies, so the caller's graph is untouched
+    copies = [x.detach().clone().requires_grad_(x.requires_grad) if x is not None else None for x in inputs]
+    wanted = [x for x in copies if x is not None and x.requires_grad]
+    dout: List[torch.Tensor] = []
+
+    def forward_backward():
+        out = run(name, copies)
+        if not dout:  # made in the (untimed) warm-up call
+            dout.append(grad_output(out))
+        torch.autograd.grad(out, wanted, dout[0])
+    return forward_backward
+
+
+# run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
+@torch.compiler.disable
+def auto(op: str, description: str, device: torch.device, names: Sequence[str],
+         run: Callable[[str, Sequence[Optional[torch.Tensor]]], torch.Tensor],
+         inputs: Sequence[Optional[torch.Tensor]],
+         grad_output: Callable[[torch.Tensor], torch.Tensor] = torch.ones_like) -> str:
+    """What `backend="auto"` runs for this call: the cached or measured fastest of `names`.
+
+    run(name, inputs) runs backend `name` with `inputs` (the call's differentiable tensors, or None for an
+    absent one) standing in for the caller's and returns the output. When autograd would record the call
+    (grad enabled, some input requiring grad), candidates are timed forward + backward on copies of
+    `inputs`, against `grad_output(out)`, and the key says `grad=1`; else forward only, `grad=0`. The
+    signature is `description` plus that flag. Candidates are built only when measuring.
+    """
+    grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs)
+    return choose(op, f"{description} grad={int(grad)}", device, names,
+                  lambda name: _runner(name, run, inputs, grad, grad_output))

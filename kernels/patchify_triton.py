@@ -7,7 +7,9 @@ Unfused kernel: features in Conv3d-weight order (channel, dt, dh, dw), normalize
 (`x * scale[c] + shift[c]`, i.e. `(x / 255 - mean) / std`), written in the output dtype. The video is
 channels-last and the tokens channel-major, so channels must be de-interleaved; two strategies, both
 in the autotune list: per element (one byte load per feature, any strides) or per tubelet row (the 3·p
-bytes of a row in one wide load, de-interleaved in registers by `tl.gather`; needs dense (W, 3)).
+bytes of a row in one wide load, de-interleaved in registers by `tl.gather`; needs dense (W, 3)). The
+launcher states whether the video's layout allows the second (`ROW_OK`, a constexpr in the autotune key),
+so a layout is never run with a config tuned for another.
 
 Fused kernel: a GEMM whose A operand is gathered straight from the uint8 video. The normalization is
 folded into the weight and bias on the host (`W' = W · scale`, `b' = b + W · shift`), so the kernel sees
@@ -17,15 +19,16 @@ order the bytes lie in memory, 3·p contiguous bytes per tubelet row — with W'
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
-from ._runtime import autotune_enabled, fix_interpreter_scalars, interpreting, new_output
+from ._runtime import (KernelSpec, dot_precision, forced_configs, interpreting, launch, new_output, prune_to_fit,
+                       record_kernel_mode)
 
-__all__ = ["patchify_tokens", "patch_embed", "PatchEmbedFunction"]
+__all__ = ["patchify_tokens", "patch_embed", "PatchEmbedFunction", "forced_configs", "row_gather_ok"]
 
 
 @triton.jit
@@ -105,17 +108,19 @@ def _patchify_kernel(VID, SCALE, SHIFT, VIS, OUT,
                      stride_b, stride_t, stride_h, stride_w, stride_c,
                      stride_vis_b, stride_vis_n,
                      M, N_OUT, HP, WP,
-                     T_SZ: tl.constexpr, P: tl.constexpr, HAS_VIS: tl.constexpr,
+                     T_SZ: tl.constexpr, P: tl.constexpr, HAS_VIS: tl.constexpr, ROW_OK: tl.constexpr,
                      P_PAD: tl.constexpr, ROW_PAD: tl.constexpr,
                      ROW_GATHER: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, ROWS: tl.constexpr):
-    """Normalized tokens. ROW_GATHER (needs the (W, 3) bytes dense): grid axis 1 walks groups of ROWS
-    tubelet rows; otherwise it walks blocks of BLOCK_K features."""
+    """Normalized tokens. ROW_GATHER (needs the (W, 3) bytes dense, which the launcher states as ROW_OK):
+    grid axis 1 walks groups of ROWS tubelet rows; otherwise it walks blocks of BLOCK_K features."""
     pid_m = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     row, _ = _tubelet_offsets(offs_m, VIS, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
                               M, N_OUT, HP, WP, T_SZ, P, HAS_VIS)
     if ROW_GATHER:
+        # a config tuned for a dense video must never read another layout: fail to compile instead
+        tl.static_assert(ROW_OK, "row gathering needs stride_w == 3 and stride_c == 1")
         _tokens_by_row(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_h, M, T_SZ, P, P_PAD, ROW_PAD,
                        ROWS)
     else:
@@ -173,6 +178,9 @@ def _patch_embed_kernel(VID, W, BIAS, POS, VIS, OUT,
 # ----------------------------------------------------------------------------------------------------
 # block sizes: autotuned on the GPU, fixed and small on the interpreter
 
+# whether Triton made these kernels interpreted functions (TRITON_INTERPRET at import): `interpreting()`
+record_kernel_mode(_patchify_kernel)
+
 
 def _copy_cfg(bm: int, bk: int, warps: int, row_gather: bool = False, rows: int = 1) -> "triton.Config":
     return triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "ROW_GATHER": row_gather, "ROWS": rows}, num_warps=warps)
@@ -186,11 +194,49 @@ _COPY_CONFIGS = [
     _copy_cfg(32, 0, 4, True, 4), _copy_cfg(64, 0, 4, True, 4), _copy_cfg(64, 0, 8, True, 8),
     _copy_cfg(128, 0, 8, True, 4), _copy_cfg(32, 0, 4, True, 8), _copy_cfg(16, 0, 4, True, 16),
 ]
+_ELEMENT_FALLBACK = _COPY_CONFIGS[0]
+# the interpreter times nothing; blocks smaller than one tubelet's features exercise the k loop and masks
+INTERPRET_BLOCKS = {"copy": {"BLOCK_M": 16, "BLOCK_K": 64, "ROW_GATHER": True, "ROWS": 3},
+                    "embed": {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32}}
+
+
+def row_gather_ok(video: torch.Tensor) -> bool:
+    """Whether the row-gather strategy can read this video: each pixel's 3 channels adjacent and pixels
+    adjacent along W, so that a tubelet row is 3·p contiguous bytes (the crop of a dense clip qualifies)."""
+    return video.stride(3) == 3 and video.stride(4) == 1
 
 
 def _prune_copy(configs, named_args, **kwargs):
-    row_ok = named_args["stride_w"] == 3 and named_args["stride_c"] == 1
-    return [c for c in configs if row_ok or not c.kwargs["ROW_GATHER"]]
+    # ROW_OK is a constexpr in the autotune key, so a layout that cannot use row gathering is tuned (and
+    # pruned) on its own, never handed a config tuned for a dense video
+    kept = [c for c in configs if kwargs["ROW_OK"] or not c.kwargs["ROW_GATHER"]]
+    return kept or [_ELEMENT_FALLBACK]
+
+
+def _copy_for_layout(config, consts: dict):
+    """A row-gather config on a layout it cannot read becomes the per-element fallback."""
+    if consts["ROW_OK"] or not config.kwargs["ROW_GATHER"]:
+        return config
+    if interpreting():
+        return triton.Config({**INTERPRET_BLOCKS["copy"], "ROW_GATHER": False, "ROWS": 1}, num_warps=4,
+                             num_stages=1)
+    return _ELEMENT_FALLBACK
+
+
+def _copy_shared_memory(config, consts: dict, itemsize: int) -> int:
+    """Per element: the [BLOCK_M, BLOCK_K] output tile (element size `itemsize`) re-laid out for the store;
+    row gathering: its [BLOCK_M, ROW_PAD] byte tiles, one per stage plus one for the gather."""
+    if not config.kwargs["ROW_GATHER"]:
+        return config.kwargs["BLOCK_M"] * config.kwargs["BLOCK_K"] * itemsize
+    return (max(1, config.num_stages) + 1) * config.kwargs["BLOCK_M"] * consts["ROW_PAD"]
+
+
+def _embed_shared_memory(config, consts: dict, itemsize: int) -> int:
+    """Per stage the uint8 A tile and the W tile (element size `itemsize`), plus A converted to W's dtype for
+    the tensor cores; the epilogue's [BLOCK_M, BLOCK_N] tile reuses that memory after the loop."""
+    bm, bn, bk = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.kwargs["BLOCK_K"]
+    loop = max(1, config.num_stages) * (bm * bk + bk * bn * itemsize) + bm * bk * itemsize
+    return max(loop, bm * bn * itemsize)
 
 
 # Hopper GEMM tiles: 128 x 128/256 with 8 warps (two warpgroups on wgmma); the gathered A operand is
@@ -201,54 +247,19 @@ _EMBED_CONFIGS = [
                              (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (128, 128, 128, 8, 2),
                              (64, 256, 64, 8, 3), (256, 128, 64, 8, 3))
 ]
-_patchify_tuned = triton.autotune(_COPY_CONFIGS, key=["N_OUT", "T_SZ", "P", "HAS_VIS"],
-                                  prune_configs_by={"early_config_prune": _prune_copy})(_patchify_kernel)
-_embed_tuned = triton.autotune(_EMBED_CONFIGS, key=["N_OUT", "D", "T_SZ", "P", "HAS_VIS", "HAS_POS"]
+# The shared-memory estimates are upper bounds of what Triton 3.6 allocates for sm_90 (checked by compiling
+# every config, fp32 and bf16). ROW_OK / ROW_CONTIG (the video layout) are in the keys: the copy kernel's
+# configs depend on it for correctness, the embed kernel's speed does
+_patchify_tuned = triton.autotune(_COPY_CONFIGS, key=["N_OUT", "T_SZ", "P", "HAS_VIS", "ROW_OK"],
+                                  prune_configs_by={"early_config_prune": prune_to_fit(
+                                      _copy_shared_memory, "OUT", then=_prune_copy)})(_patchify_kernel)
+_embed_tuned = triton.autotune(_EMBED_CONFIGS, key=["N_OUT", "D", "T_SZ", "P", "HAS_VIS", "HAS_POS", "ROW_CONTIG"],
+                               prune_configs_by={"early_config_prune": prune_to_fit(_embed_shared_memory, "W")}
                                )(_patch_embed_kernel)
-
-# the interpreter times nothing; blocks smaller than one tubelet's features exercise the k loop and masks
-INTERPRET_BLOCKS = {"copy": {"BLOCK_M": 16, "BLOCK_K": 64, "ROW_GATHER": True, "ROWS": 3},
-                    "embed": {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32}}
-DEFAULT_CONFIGS = {"copy": _COPY_CONFIGS[7], "embed": _EMBED_CONFIGS[0]}
-_ELEMENT_FALLBACK = _COPY_CONFIGS[0]
-_forced: Dict[str, "triton.Config"] = {}
-
-
-class forced_configs:
-    """Context manager pinning the block config of "copy" and/or "embed" (tests run every config)."""
-
-    def __init__(self, **configs: "triton.Config") -> None:
-        self._configs = configs
-
-    def __enter__(self) -> "forced_configs":
-        self._saved = dict(_forced)
-        _forced.update(self._configs)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        _forced.clear()
-        _forced.update(self._saved)
-
-
-def _launch(name: str, grid_fn, args: tuple, consts: dict, row_ok: bool = False) -> None:
-    """Run the "copy" or "embed" kernel with the interpreter's, a pinned, the default or the tuned config."""
-    raw, tuned = {"copy": (_patchify_kernel, _patchify_tuned), "embed": (_patch_embed_kernel, _embed_tuned)}[name]
-    if interpreting():
-        fix_interpreter_scalars()
-    if name in _forced:
-        config = _forced[name]
-    elif interpreting():
-        config = triton.Config(INTERPRET_BLOCKS[name], num_warps=4, num_stages=1)
-    elif not autotune_enabled():
-        config = DEFAULT_CONFIGS[name]
-    else:
-        tuned[grid_fn](*args, **consts)
-        return
-    if config.kwargs.get("ROW_GATHER") and not row_ok:
-        config = _ELEMENT_FALLBACK if not interpreting() else triton.Config(
-            {**config.kwargs, "ROW_GATHER": False}, num_warps=4, num_stages=1)
-    raw[grid_fn(config.kwargs)](*args, **consts, **config.kwargs, num_warps=config.num_warps,
-                                num_stages=config.num_stages)
+COPY = KernelSpec("copy", _patchify_kernel, _patchify_tuned, _COPY_CONFIGS, _COPY_CONFIGS[7],
+                  INTERPRET_BLOCKS["copy"], _copy_shared_memory, adapt=_copy_for_layout)
+EMBED = KernelSpec("embed", _patch_embed_kernel, _embed_tuned, _EMBED_CONFIGS, _EMBED_CONFIGS[0],
+                   INTERPRET_BLOCKS["embed"], _embed_shared_memory)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -276,27 +287,37 @@ def patchify_tokens(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: t
     `scale`, `shift`: fp32 `[3]` on the video's device, applied as `x * scale + shift`. Arguments are
     trusted (the public `patchify` validates them).
     """
+    b = video.shape[0]
+    t, p, _ = tubelet
+    tp, hp, wp = _grid_dims(video, tubelet)
+    n_out = _visible_args(visible, video, tp * hp * wp)[3]
+    out = new_output(shape=(b, n_out, 3 * t * p * p), dtype=out_dtype, device=video.device)
+    if out.numel() == 0:
+        return out
+    grid, args, consts = _copy_launch(video, tubelet, scale, shift, visible, out)
+    launch(COPY, grid, args, consts, itemsize=out.element_size(), device=video.device)
+    return out
+
+
+def _copy_launch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                 visible: Optional[torch.Tensor], out: torch.Tensor):
+    """(grid function, arguments, constexprs) of the copy kernel writing `out` `[B, N_out, K]`."""
     t, p, _ = tubelet
     b = video.shape[0]
     tp, hp, wp = _grid_dims(video, tubelet)
     vis, svb, svn, n_out = _visible_args(visible, video, tp * hp * wp)
     k = 3 * t * p * p
     m = b * n_out
-    out = new_output(shape=(b, n_out, k), dtype=out_dtype, device=video.device)
-    if m == 0:
-        return out
     args = (video, scale, shift, vis, out, *video.stride(), svb, svn, m, n_out, hp, wp)
-    consts = {"T_SZ": t, "P": p, "HAS_VIS": visible is not None, "P_PAD": triton.next_power_of_2(p),
-              "ROW_PAD": triton.next_power_of_2(3 * p)}
-    strides = video.stride()
+    consts = {"T_SZ": t, "P": p, "HAS_VIS": visible is not None, "ROW_OK": row_gather_ok(video),
+              "P_PAD": triton.next_power_of_2(p), "ROW_PAD": triton.next_power_of_2(3 * p)}
 
     def grid(meta):
         if meta["ROW_GATHER"]:
             return triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(t * p, meta["ROWS"])
         return triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(k, meta["BLOCK_K"])
 
-    _launch("copy", grid, args, consts, row_ok=strides[3] == 3 and strides[4] == 1)
-    return out
+    return grid, args, consts
 
 
 def fold_normalization(weight: torch.Tensor, bias: Optional[torch.Tensor], scale: torch.Tensor,
@@ -338,10 +359,10 @@ def patch_embed(video: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     s = video.stride()
     args = (video, w_folded, b_folded, pos, vis, out, *s, w_folded.stride(0), w_folded.stride(1), spn, spd,
             svb, svn, m, n_out, hp, wp, d)
-    consts = {"T_SZ": t, "P": p, "ROW_CONTIG": s[4] == 1 and s[3] == 3, "HAS_POS": pos_embed is not None,
-              "HAS_VIS": visible is not None, "DOT_PRECISION": "ieee" if out_dtype == torch.float32 else "tf32"}
-    _launch("embed", lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(d, meta["BLOCK_N"]),),
-            args, consts)
+    consts = {"T_SZ": t, "P": p, "ROW_CONTIG": row_gather_ok(video), "HAS_POS": pos_embed is not None,
+              "HAS_VIS": visible is not None, "DOT_PRECISION": dot_precision(out_dtype)}
+    launch(EMBED, lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(d, meta["BLOCK_N"]),), args, consts,
+           itemsize=w_folded.element_size(), device=video.device)
     return out
 
 

@@ -23,7 +23,7 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         softmax_scale: Optional[float] = None, layout: str = "bhnd") -> torch.Tensor:
     """softmax(q kᵀ · scale, masked) v in the inputs' own dtype.
 
-    Same contract as `babyfast.kernels.attention`: `key_padding_mask` bool `[B, N_k]` with True = attend,
+    Same contract as the function `babyfast.kernels.attention`: `key_padding_mask` bool `[B, N_k]` with True = attend,
     `causal` lets query i see keys j <= i, and a query that sees no key outputs 0.
     """
     if layout == "bnhd":

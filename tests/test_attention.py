@@ -1,7 +1,8 @@
 """Triton flash attention against a float64 reference: outputs and dq, dk, dv.
 
 On the CPU the kernels run through the Triton interpreter (TRITON_INTERPRET=1, set by conftest), with
-small shapes in fp32 and fp16. Tolerance follows flash-attention's tests: our error against the fp64
+small shapes in fp32 and fp16 (tests marked `interpreter`, skipped where the kernels are compiled); the `gpu`
+tests run the compiled kernels. Tolerance follows flash-attention's tests: our error against the fp64
 reference must be at most twice plain torch's error in the same precision (plus a small floor), and
 within the issue's absolute bounds (relative Frobenius: fp16 2e-3, bf16 1e-2).
 """
@@ -13,11 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from babyfast.kernels import attention, attention_reference
+from babyfast.kernels import _runtime, attention, attention_reference
 from babyfast.kernels import attention_triton as fa
 from babyfast.kernels._runtime import poisoned_outputs
 
-HEAD_DIMS = (32, 64, 80, 96, 128)
+HEAD_DIMS = fa.SUPPORTED_HEAD_DIMS
 ABS_BOUND = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 FLOOR = {torch.float32: 1e-6, torch.float16: 1e-4, torch.bfloat16: 1e-3}
 
@@ -77,6 +78,7 @@ def check_against_fp64(q, k, v, mask, causal, backend="triton", layout="bhnd"):
     return ours
 
 
+@pytest.mark.interpreter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("head_dim", HEAD_DIMS)
 def test_every_head_dim(head_dim, dtype):
@@ -84,6 +86,7 @@ def test_every_head_dim(head_dim, dtype):
     check_against_fp64(q, k, v, None, causal=False)
 
 
+@pytest.mark.interpreter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("n_q,n_k", [(1, 1), (16, 16), (31, 31), (50, 50), (20, 45), (45, 20)])
 @pytest.mark.parametrize("causal", [False, True])
@@ -94,6 +97,7 @@ def test_lengths_causal_and_padding(n_q, n_k, causal, masked, dtype):
     check_against_fp64(q, k, v, mask, causal)
 
 
+@pytest.mark.interpreter
 @pytest.mark.parametrize("head_dim", [64, 80])
 def test_bnhd_layout_is_read_in_place(head_dim):
     q, k, v = make_qkv(2, 3, 29, 29, head_dim, torch.float16, layout="bnhd", seed=3)
@@ -102,6 +106,7 @@ def test_bnhd_layout_is_read_in_place(head_dim):
     assert out.shape == q.shape and out.is_contiguous() and dq.is_contiguous()
 
 
+@pytest.mark.interpreter
 def test_strided_views_from_a_fused_qkv_projection():
     """q, k, v as slices of one [B, N, 3, H, D] tensor: no copies, strides differ from a dense layout."""
     g = torch.Generator().manual_seed(5)
@@ -112,6 +117,7 @@ def test_strided_views_from_a_fused_qkv_projection():
     assert out.is_contiguous() and dq.is_contiguous()  # dense [B, N, H, D], like the inputs' layout
 
 
+@pytest.mark.interpreter
 @pytest.mark.parametrize("causal", [False, True])
 def test_fully_masked_rows_are_zero_with_zero_gradients(causal):
     b, h, n, d = 3, 2, 21, 32
@@ -127,6 +133,7 @@ def test_fully_masked_rows_are_zero_with_zero_gradients(causal):
         assert out[2, :, :7].abs().max() == 0 and dq[2, :, :7].abs().max() == 0
 
 
+@pytest.mark.interpreter
 @pytest.mark.parametrize("fwd,dkdv,dq", [((64, 32), (16, 64), (64, 32)), ((128, 64), (32, 128), (128, 32))])
 def test_gpu_block_shapes_on_the_interpreter(fwd, dkdv, dq):
     """Block shapes the GPU autotuner may pick (the interpreter's own default is smaller)."""
@@ -143,6 +150,7 @@ def triton_config(bm: int, bn: int):
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=4, num_stages=2)
 
 
+@pytest.mark.interpreter
 def test_softmax_scale_is_honoured():
     q, k, v = make_qkv(1, 2, 19, 19, 64, torch.float32, seed=2)
     ours = attention(q, k, v, softmax_scale=0.3, backend="triton")
@@ -174,6 +182,65 @@ def test_rejects_unsupported_inputs():
 
 
 # ----------------------------------------------------------------------------------------------------
+# launch policy (no kernel runs): shared-memory fit of forced, default and tuned configs
+
+
+class _FakeLimit:
+    """Pretend the device has `limit` bytes of shared memory per program, and record launches."""
+
+    def __init__(self, monkeypatch, limit):
+        self.launched = []
+        monkeypatch.setattr(_runtime, "shared_memory_limit", lambda device: limit)
+        monkeypatch.setattr(_runtime, "_run", lambda spec, config, *a: self.launched.append((spec.name, config)))
+        monkeypatch.setattr(_runtime, "interpreting", lambda: False)
+
+
+def test_shared_memory_estimate():
+    consts = {"BLOCK_D": 128}
+    # forward at head dim 128 in bf16, 128 x 128 blocks, 3 stages: 3 stages of K and V plus Q
+    assert fa._FWD.shared_memory(fa._cfg(128, 128, 8, 3), consts, 2) == 2 * 128 * (3 * 2 * 128 + 128)
+    # fp32 doubles it; a padded head dim (80 -> BLOCK_D 128) counts as the padded width
+    assert fa._FWD.shared_memory(fa._cfg(128, 128, 8, 3), consts, 4) == 2 * 2 * 128 * (3 * 2 * 128 + 128)
+    assert fa._consts(torch.empty(1, 1, 1, 80), False, False)["BLOCK_D"] == 128
+
+
+def test_default_config_that_does_not_fit_falls_back(monkeypatch):
+    fake = _FakeLimit(monkeypatch, 200 * 1024)
+    consts = {"BLOCK_D": 128}
+    assert not _runtime.config_fits(fa._FWD.shared_memory, fa._FWD.default, consts, 4, torch.device("cuda"))
+    _runtime._launch_default(fa._FWD, lambda meta: (1,), (), consts, 4, torch.device("cuda"))
+    (name, config), = fake.launched
+    assert name == "fwd" and config is not fa._FWD.default
+    assert fa._FWD.shared_memory(config, consts, 4) <= 200 * 1024
+    # in bf16 the default fits and is used
+    fake.launched.clear()
+    _runtime._launch_default(fa._FWD, lambda meta: (1,), (), consts, 2, torch.device("cuda"))
+    assert fake.launched == [("fwd", fa._FWD.default)]
+
+
+def test_forced_config_that_does_not_fit_is_named(monkeypatch):
+    _FakeLimit(monkeypatch, 64 * 1024)
+    q = torch.empty(1, 1, 16, 128, dtype=torch.float16)
+    big = fa._cfg(128, 128, 8, 3)
+    with fa.forced_configs(fwd=big), pytest.raises(_runtime.ConfigDoesNotFit, match=r"fwd config \[BLOCK_M: 128"):
+        fa._launch(fa._FWD, 16, 1, (), fa._consts(q, False, False), q)
+    with pytest.raises(ValueError, match="unknown kernel"), fa.forced_configs(fwdd=big):
+        pass
+
+
+def test_autotune_prunes_configs_that_do_not_fit(monkeypatch):
+    _FakeLimit(monkeypatch, 200 * 1024)
+    q = torch.empty(1, 1, 1000, 128, dtype=torch.float32)
+    consts = fa._consts(q, False, False)
+    kept = fa._FWD.tuned.early_config_prune(fa._FWD_CONFIGS, {"Q": q, "N_Q": 1000}, **consts)
+    assert kept and all(fa._FWD.shared_memory(c, consts, 4) <= 200 * 1024 for c in kept)
+    assert len(kept) < len(fa._FWD_CONFIGS)
+    _FakeLimit(monkeypatch, 16 * 1024)
+    with pytest.raises(RuntimeError, match="no block config fits"):
+        fa._FWD.tuned.early_config_prune(fa._FWD_CONFIGS, {"Q": q, "N_Q": 1000}, **consts)
+
+
+# ----------------------------------------------------------------------------------------------------
 # GPU: bf16 and fp16 at encoder shapes
 
 
@@ -188,18 +255,50 @@ def test_gpu_large(dtype, head_dim, n, causal, monkeypatch):
     check_against_fp64(q, k, v, None, causal)
 
 
+def run_or_skip_config(spec, config, itemsize, consts, device, check):
+    """Run `check()` with `config` pinned, or skip naming the config when it cannot fit on this device: by
+    the shared-memory estimate, or by the compiler's own verdict."""
+    from triton.runtime.errors import OutOfResources
+
+    if not _runtime.config_fits(spec.shared_memory, config, consts, itemsize, device):
+        pytest.skip(f"{spec.describe(config, consts, itemsize, device)} does not fit")
+    try:
+        with _runtime.forced_configs(**{spec.name: config}):
+            check()
+    except OutOfResources as e:
+        pytest.skip(f"{spec.name} config [{config}] does not fit on {torch.cuda.get_device_name()}: {e}")
+
+
+_ALL_CONFIGS = [(name, i) for name, spec in fa.SPECS.items() for i in range(len(spec.configs))]
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("kernel", ["fwd", "dkdv", "dq"])
+@pytest.mark.parametrize("kernel,index", _ALL_CONFIGS, ids=[f"{n}{i}" for n, i in _ALL_CONFIGS])
 @pytest.mark.parametrize("head_dim", [64, 80, 128])
-def test_gpu_every_block_config(kernel, head_dim, monkeypatch):
+def test_gpu_every_block_config(kernel, index, head_dim, monkeypatch):
     """Autotuning may pick any config on some GPU: each must be right (odd length, causal, padding)."""
     monkeypatch.setenv("BABYFAST_AUTOTUNE", "0")
-    configs = {"fwd": fa._FWD_CONFIGS, "dkdv": fa._DKDV_CONFIGS, "dq": fa._DQ_CONFIGS}[kernel]
-    for config in configs:
-        with fa.forced_configs(**{kernel: config}):
-            for causal in (False, True):
-                q, k, v = make_qkv(2, 3, 201, 201, head_dim, torch.bfloat16, device="cuda", seed=head_dim)
-                check_against_fp64(q, k, v, padding_mask(2, 201, device="cuda"), causal)
+    spec = fa.SPECS[kernel]
+    q, k, v = make_qkv(2, 3, 201, 201, head_dim, torch.bfloat16, device="cuda", seed=head_dim)
+
+    def check():
+        for causal in (False, True):
+            check_against_fp64(q, k, v, padding_mask(2, 201, device="cuda"), causal)
+
+    run_or_skip_config(spec, spec.configs[index], q.element_size(), fa._consts(q, False, True), q.device, check)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype,head_dim,n", [(torch.float32, 64, 37), (torch.float32, 128, 37),
+                                              (torch.float16, 64, 1), (torch.float16, 80, 37),
+                                              (torch.float16, 128, 200)])
+def test_gpu_small_shapes_fp32_fp16(dtype, head_dim, n, monkeypatch):
+    """The interpreter's cases on the compiled kernels with the default configs; fp32 at head dim 128 must
+    fall back from a default that does not fit in shared memory."""
+    monkeypatch.setenv("BABYFAST_AUTOTUNE", "0")
+    q, k, v = make_qkv(2, 2, n, n, head_dim, dtype, device="cuda", seed=n + head_dim)
+    for causal in (False, True):
+        check_against_fp64(q, k, v, padding_mask(2, n, device="cuda", seed=n), causal)
 
 
 @pytest.mark.gpu

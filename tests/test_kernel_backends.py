@@ -3,13 +3,17 @@ winner on disk, and backends that cannot run here fail clearly (explicit) or are
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from babyfast.kernels import (ATTENTION_BACKENDS, attention, attention_backends_for, attention_reference, cache_path,
                               patchify, patchify_reference)
-from babyfast.kernels import backend_cache
+from babyfast.kernels import _attention, _runtime, backend_cache
+from babyfast.kernels import patchify_triton  # noqa: F401  (both kernel modules loaded, as in a real run)
+
+TRITON = pytest.param("triton", marks=pytest.mark.interpreter)
 
 
 @pytest.fixture()
@@ -38,7 +42,7 @@ def _xformers_installed() -> bool:
     return True
 
 
-@pytest.mark.parametrize("backend", ["sdpa", "sdpa-flash", "math", "triton", "auto"])
+@pytest.mark.parametrize("backend", ["sdpa", "sdpa-flash", "math", TRITON, "auto"])
 @pytest.mark.parametrize("masked", [False, True])
 def test_cpu_backends_agree_with_reference(backend, masked, cache_dir):
     q, k, v = qkv(seed=1)
@@ -61,17 +65,16 @@ def test_cpu_backends_agree_with_reference(backend, masked, cache_dir):
         assert out[1].abs().max() == 0 and qs[0].grad[1].abs().max() == 0
 
 
-def test_bnhd_layout_on_every_cpu_backend(cache_dir):
+@pytest.mark.parametrize("backend", ["sdpa", "math", TRITON, "auto"])
+def test_bnhd_layout_on_every_cpu_backend(backend, cache_dir):
     q, k, v = (x.transpose(1, 2).contiguous() for x in qkv(seed=2))  # [B, N, H, D]
     ref = attention_reference(q.double(), k.double(), v.double(), layout="bnhd")
-    for backend in ("sdpa", "math", "triton", "auto"):
-        out = attention(q, k, v, layout="bnhd", backend=backend)
-        assert out.shape == q.shape and rel_err(out, ref) < 1e-5, backend
+    out = attention(q, k, v, layout="bnhd", backend=backend)
+    assert out.shape == q.shape and rel_err(out, ref) < 1e-5
 
 
-def test_auto_on_cpu_picks_torch_and_caches_on_disk(cache_dir, monkeypatch):
-    # the model on a plain CPU: no interpreter, so Triton cannot run, and auto must not try it
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+def test_auto_on_cpu_picks_torch_and_caches_on_disk(cache_dir):
+    # on the CPU auto never tries Triton (the interpreter is a test tool, not a fast path)
     q, k, v = qkv(n=31, seed=3)
     assert attention_backends_for(q, has_mask=False) == ("sdpa", "math")
     before = backend_cache.measurements_made()
@@ -133,12 +136,12 @@ def test_unavailable_backends_fail_clearly():
 
 
 def test_triton_attention_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(_runtime, "_interpret", False)  # as if the kernels had been compiled
     with pytest.raises(RuntimeError, match="needs CUDA tensors.*TRITON_INTERPRET=1"):
         attention(*qkv(), backend="triton")
 
 
-@pytest.mark.parametrize("backend", ["torch", "triton", "compile", "auto"])
+@pytest.mark.parametrize("backend", ["torch", TRITON, "compile", "auto"])
 def test_patchify_backends_agree(backend, cache_dir):
     video = torch.randint(0, 256, (2, 4, 8, 12, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     w = (torch.randn(16, 3, 2, 4, 4) * 0.1).requires_grad_(True)
@@ -156,6 +159,49 @@ def test_patchify_auto_on_cpu_is_torch_without_measuring(cache_dir):
     before = backend_cache.measurements_made()
     patchify(video, (2, 4, 4), backend="auto")
     assert backend_cache.measurements_made() == before and not cache_path().exists()
+
+
+def test_interpreting_is_decided_by_the_kernels_not_the_environment(monkeypatch):
+    from babyfast.kernels import attention_triton
+
+    decided = _runtime.interpreting()
+    assert decided == _runtime.record_kernel_mode(attention_triton._attn_fwd_kernel)
+    monkeypatch.setenv("TRITON_INTERPRET", "0" if decided else "1")  # too late to change anything
+    assert _runtime.interpreting() == decided
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_auto_builds_candidates_only_when_measuring(grad, cache_dir, monkeypatch):
+    """A cache hit must not clone inputs or make random gradients for every candidate on every call."""
+    built = []
+    original = backend_cache._runner
+    monkeypatch.setattr(backend_cache, "_runner", lambda name, *a: built.append(name) or original(name, *a))
+    q, k, v = (x.requires_grad_(grad) for x in qkv(n=11, seed=9))
+    out = attention(q, k, v, backend="auto")
+    assert built == ["sdpa", "math"]
+    if grad:
+        out.sum().backward()
+        assert q.grad is not None
+    for _ in range(3):
+        attention(q, k, v, backend="auto")
+    assert built == ["sdpa", "math"]
+
+
+def _cuda_like(dtype, d=64):
+    """What attention_backends_for reads of a CUDA tensor, without a GPU."""
+    return SimpleNamespace(device=torch.device("cuda"), dtype=dtype, shape=(2, 4, 100, d))
+
+
+def test_math_is_always_the_last_cuda_candidate(monkeypatch):
+    monkeypatch.setattr(_attention, "interpreting", lambda: False)  # compiled kernels, as on a GPU machine
+    monkeypatch.setattr(_attention, "triton_available", lambda: True)
+    monkeypatch.setattr(_attention, "_xformers_installed", lambda: False)
+    assert attention_backends_for(_cuda_like(torch.float64), has_mask=False) == ("math",)
+    assert attention_backends_for(_cuda_like(torch.float32), has_mask=True) == ("triton", "sdpa-efficient", "math")
+    assert attention_backends_for(_cuda_like(torch.bfloat16), has_mask=False) == (
+        "triton", "sdpa-cudnn", "sdpa-flash", "sdpa-efficient", "math")
+    assert attention_backends_for(_cuda_like(torch.float16, d=48), has_mask=True) == (
+        "sdpa-cudnn", "sdpa-efficient", "math")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -180,6 +226,17 @@ def test_gpu_every_candidate_agrees(masked, cache_dir):
     attention(q, k, v, key_padding_mask=mask, backend="auto")
     entry, = json.loads(cache_path().read_text())["choices"].values()
     assert entry["backend"] in names and set(entry["ms"]) | set(entry["skipped"]) == set(names)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grad", [False, True])
+def test_gpu_auto_runs_float64_through_math(grad, cache_dir):
+    q, k, v = (x.cuda().requires_grad_(grad) for x in qkv(n=37, dtype=torch.float64, seed=10))
+    out = attention(q, k, v, causal=True, backend="auto")
+    assert rel_err(out, attention_reference(q.detach(), k.detach(), v.detach(), causal=True)) < 1e-12
+    if grad:
+        out.sum().backward()
+        assert torch.isfinite(q.grad).all()
 
 
 @pytest.mark.gpu

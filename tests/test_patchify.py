@@ -2,16 +2,19 @@
 
 The reference normalizes and runs `torch.nn.functional.conv3d` with stride = kernel = tubelet; without a
 projection it uses an identity weight, so "feature order = flattened Conv3d weight" is checked by
-construction. CPU runs use the Triton interpreter, small videos, fp32 and fp16.
+construction. CPU runs use the Triton interpreter, small videos, fp32 and fp16 (tests and cases marked
+`interpreter`, skipped where the kernels are compiled); the `gpu` tests run the compiled kernels.
 """
 from __future__ import annotations
 
 import pytest
 import torch
 
-from babyfast.kernels import patchify, patchify_reference
+from babyfast.kernels import _patchify, _runtime, normalization_constants, patchify, patchify_reference
 from babyfast.kernels import patchify_triton as pt
 from babyfast.kernels._runtime import poisoned_outputs
+
+TRITON = pytest.param("triton", marks=pytest.mark.interpreter)
 
 ABS_BOUND = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 FLOOR = {torch.float32: 1e-6, torch.float16: 1e-4, torch.bfloat16: 1e-3}
@@ -46,7 +49,7 @@ def check(out: torch.Tensor, ref64: torch.Tensor, low: torch.Tensor, what: str) 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("tubelet,shape", [((2, 8, 8), (2, 4, 24, 40)), ((1, 4, 4), (1, 3, 12, 8)),
                                            ((2, 16, 16), (1, 2, 32, 16)), ((3, 6, 6), (2, 3, 12, 18))])
-@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("backend", [TRITON, "torch"])
 @pytest.mark.parametrize("mask", [None, "per-sample", "shared"])
 def test_tokens(tubelet, shape, dtype, backend, mask):
     video = make_video(*shape, seed=sum(shape))
@@ -62,6 +65,7 @@ def test_tokens(tubelet, shape, dtype, backend, mask):
     check(out, ref, low, f"{backend} tokens")
 
 
+@pytest.mark.interpreter
 def test_token_layout_is_conv3d_weight_order():
     """An independent spelling of the order: feature (c, dt, dh, dw) of token (ti, hi, wi) is pixel
     (ti·t+dt, hi·p+dh, wi·p+dw, c), with the identity normalization."""
@@ -73,6 +77,7 @@ def test_token_layout_is_conv3d_weight_order():
     assert out[0, token, feature].item() == video[0, ti * 2 + dt, hi * 4 + dh, wi * 4 + dw, c].item()
 
 
+@pytest.mark.interpreter
 def test_non_contiguous_video():
     """A crop of a larger clip and a channels-first tensor viewed as channels-last: read through strides."""
     big = make_video(2, 6, 40, 56, seed=4)
@@ -89,7 +94,7 @@ def test_non_contiguous_video():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("backend", ["triton", "torch"])
+@pytest.mark.parametrize("backend", [TRITON, "torch"])
 @pytest.mark.parametrize("mask", [None, "per-sample", "shared"])
 @pytest.mark.parametrize("extras", ["bias+pos", "none"])
 @pytest.mark.parametrize("weight_shape", ["conv3d", "flat"])
@@ -148,6 +153,7 @@ def _fused_case(device, dtype, seed, d=40, b=2, frames=4, size=(16, 20), tubelet
     check(tok, tok_ref, tok_low, "tokens")
 
 
+@pytest.mark.interpreter
 def test_gpu_block_shapes_on_the_interpreter():
     """Block shapes of the GPU autotune lists (the interpreter's own default is smaller)."""
     element = next(c for c in pt._COPY_CONFIGS if not c.kwargs["ROW_GATHER"])
@@ -157,6 +163,7 @@ def test_gpu_block_shapes_on_the_interpreter():
             _fused_case("cpu", torch.float16, seed=4, d=72)
 
 
+@pytest.mark.interpreter
 def test_fp32_master_weights_with_fp16_output():
     """Mixed precision as a trainer uses it: fp32 parameters, fp16 tokens; gradients land in fp32."""
     video = make_video(2, 2, 8, 8, seed=6)
@@ -187,28 +194,124 @@ def test_rejects_bad_arguments():
         patchify(video, (2, 8, 8), visible=torch.tensor([[0, 8]]))
     with pytest.raises(ValueError, match="pos_embed"):
         patchify(video, (2, 8, 8), weight=torch.randn(8, 384), pos_embed=torch.randn(7, 8))
+    # the right number of elements in the wrong shape is refused too (8 tubelets, D = 8)
+    for shape in ((2, 4, 8), (8, 8, 1), (64,), (8, 1, 8)):
+        with pytest.raises(ValueError, match=r"pos_embed must be \[8, 8\] or \[1, 8, 8\]"):
+            patchify(video, (2, 8, 8), weight=torch.randn(8, 384), pos_embed=torch.randn(shape))
+    for shape in ((8, 8), (1, 8, 8)):
+        assert patchify(video, (2, 8, 8), weight=torch.randn(8, 384), pos_embed=torch.randn(shape)).shape == (1, 8, 8)
     with pytest.raises(ValueError, match="mean and std"):
         patchify(video, (2, 8, 8), mean=(0.5, 0.5))
 
 
 def test_triton_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(_runtime, "_interpret", False)  # as if the kernels had been compiled
     with pytest.raises(RuntimeError, match="needs CUDA tensors"):
         patchify(make_video(1, 2, 8, 8), (2, 4, 4), backend="triton")
+
+
+def test_normalization_constants_are_made_once_per_device():
+    """patchify copies nothing to the device per call (a copy from pageable memory waits for the stream)."""
+    s1, h1 = _patchify._cached_constants(MEAN, STD, torch.device("cpu"))
+    s2, h2 = _patchify._cached_constants(list(MEAN), torch.tensor(STD, dtype=torch.float64), "cpu")
+    assert s1 is s2 and h1 is h2
+    scale, shift = normalization_constants(MEAN, STD, "cpu")  # the public one hands out fresh tensors
+    assert scale is not s1 and torch.equal(scale, s1)
+    x = torch.arange(256, dtype=torch.float64)[:, None]
+    expect = (x / 255 - torch.tensor(MEAN, dtype=torch.float64)) / torch.tensor(STD, dtype=torch.float64)
+    assert torch.allclose(x * scale.double() + shift.double(), expect, atol=1e-5)
+
+
+def test_row_gather_needs_dense_pixels():
+    video = make_video(1, 2, 8, 16)
+    assert pt.row_gather_ok(video)
+    assert pt.row_gather_ok(video[:, :, 2:6, 4:12])  # a crop keeps each row's bytes contiguous
+    assert not pt.row_gather_ok(video[:, :, :, ::2])  # stride_w = 6
+    assert not pt.row_gather_ok(video.permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1))  # planar
+
+
+def _prefer_row_gather(monkeypatch):
+    """The copy kernel's autotuner with an empty cache and no timing: row-gather configs "win" wherever the
+    prune leaves them, so a dense video surely tunes to one."""
+    tuner = pt._patchify_tuned
+    monkeypatch.setattr(tuner, "cache", {})
+
+    def fake_bench(*args, config, **meta):
+        return [1.0 if config.kwargs["ROW_GATHER"] else 2.0] * 3
+
+    monkeypatch.setattr(tuner, "_bench", fake_bench)
+    return tuner
+
+
+def _dense_then_strided(device):
+    """Videos that share the copy kernel's autotune key but for the layout: a dense one first, then a
+    planar one (stride_c != 1) and one with every other column (stride_w = 6)."""
+    dense = make_video(2, 4, 16, 16, device=device, seed=31)
+    planar = make_video(2, 4, 16, 16, device=device, seed=32).permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1)
+    sparse = make_video(2, 4, 16, 32, device=device, seed=33)[:, :, :, ::2]
+    return [(dense, True), (planar, False), (sparse, False)]
+
+
+@pytest.mark.interpreter
+def test_layout_is_part_of_the_copy_autotune_key(monkeypatch):
+    """The launcher states the layout (ROW_OK) and the autotuner keys and prunes by it: a video with another
+    layout after a dense one is tuned again instead of reusing the dense video's row-gather config (the
+    real autotuner, through the interpreter, with made-up timings)."""
+    tuner = _prefer_row_gather(monkeypatch)
+    tubelet = (2, 4, 4)
+    scale, shift = normalization_constants(MEAN, STD, "cpu")
+    _runtime.fix_interpreter_scalars()
+    for video, dense in _dense_then_strided("cpu"):
+        out = torch.full((2, 2 * 4 * 4, 3 * 2 * 4 * 4), float("nan"))
+        grid, args, consts = pt._copy_launch(video, tubelet, scale, shift, None, out)
+        assert consts["ROW_OK"] is dense
+        tuner[grid](*args, **consts)
+        assert tuner.best_config.kwargs["ROW_GATHER"] is dense
+        assert rel_err(out, patchify_reference(video, tubelet, MEAN, STD)) < 1e-6
+    assert len(tuner.cache) == 2  # one tuning per layout class, not per video
 
 
 # ----------------------------------------------------------------------------------------------------
 # GPU: bf16 and VideoMAE-sized clips
 
 
+_ALL_CONFIGS = [("copy", i) for i in range(len(pt._COPY_CONFIGS))] + [
+    ("embed", i) for i in range(len(pt._EMBED_CONFIGS))]
+
+
 @pytest.mark.gpu
-def test_gpu_every_block_config(monkeypatch):
-    """Autotuning may pick any config on some GPU: each must be right (D not a multiple of the tile)."""
+@pytest.mark.parametrize("kernel,index", _ALL_CONFIGS, ids=[f"{n}{i}" for n, i in _ALL_CONFIGS])
+def test_gpu_every_block_config(kernel, index, monkeypatch):
+    """Autotuning may pick any config on some GPU: each must be right (D not a multiple of the tile); the
+    other kernel keeps its default."""
+    from triton.runtime.errors import OutOfResources
+
     monkeypatch.setenv("BABYFAST_AUTOTUNE", "0")
-    for copy, embed in zip(pt._COPY_CONFIGS + pt._COPY_CONFIGS[:1], pt._EMBED_CONFIGS):
-        with pt.forced_configs(copy=copy, embed=embed):
+    spec = {"copy": pt.COPY, "embed": pt.EMBED}[kernel]
+    config = spec.configs[index]
+    consts, itemsize, device = {"ROW_PAD": 64, "ROW_OK": True}, 2, torch.device("cuda")
+    if not _runtime.config_fits(spec.shared_memory, config, consts, itemsize, device):
+        pytest.skip(f"{spec.describe(config, consts, itemsize, device)} does not fit")
+    try:
+        with pt.forced_configs(**{kernel: config}):
             _fused_case("cuda", torch.bfloat16, seed=5, d=200, b=3, frames=4, size=(64, 96), tubelet=(2, 16, 16),
                         n_vis=17)
+    except OutOfResources as e:
+        pytest.skip(f"{kernel} config [{config}] does not fit on {torch.cuda.get_device_name()}: {e}")
+
+
+@pytest.mark.gpu
+def test_gpu_layout_is_part_of_the_copy_autotune_key(monkeypatch):
+    """A dense video tunes the copy kernel to a row-gather config; planar and column-strided videos of the
+    same shape come next and must be tuned apart, not read with that config (wrong bytes)."""
+    monkeypatch.setenv("BABYFAST_AUTOTUNE", "1")
+    tuner = _prefer_row_gather(monkeypatch)
+    for video, dense in _dense_then_strided("cuda"):
+        with poisoned_outputs():
+            out = patchify(video, (2, 4, 4), MEAN, STD, backend="triton")
+        assert tuner.best_config.kwargs["ROW_GATHER"] is dense
+        assert rel_err(out, patchify_reference(video, (2, 4, 4), MEAN, STD)) < 1e-6
+    assert len(tuner.cache) == 2
 
 
 @pytest.mark.gpu

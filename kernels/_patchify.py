@@ -11,8 +11,9 @@ weight, i.e. (channel, dt, dh, dw); tokens are tubelets in (time, row, column) o
 """
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,18 +30,33 @@ PATCHIFY_BACKENDS = ("auto", "triton", "torch", "compile")
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
+def _channel_values(x: Union[Sequence[float], torch.Tensor]) -> Tuple[float, ...]:
+    return tuple(torch.as_tensor(x, dtype=torch.float64).flatten().tolist())
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(mean: Tuple[float, ...], std: Tuple[float, ...], device: torch.device
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"patchify: mean and std need 3 values (R, G, B), got mean {mean!r}, std {std!r}")
+    if not all(s > 0 for s in std):
+        raise ValueError(f"patchify: std must be positive, got {list(std)}")
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32)
+    return scale.to(device), shift.to(device)
+
+
+def _cached_constants(mean, std, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`normalization_constants`, made once per (mean, std, device) and shared: a training step copies
+    nothing to the GPU (each copy from pageable memory would wait for the stream). Read-only."""
+    return _constants(_channel_values(mean), _channel_values(std), torch.device(device))
+
+
 def normalization_constants(mean: Union[Sequence[float], torch.Tensor], std: Union[Sequence[float], torch.Tensor],
                             device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """fp32 `scale`, `shift` `[3]` with `(x / 255 - mean) / std == x * scale + shift`."""
-    mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
-    std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
-    if mean_t.numel() != 3 or std_t.numel() != 3:
-        raise ValueError(f"patchify: mean and std need 3 values (R, G, B), got mean {mean!r}, std {std!r}")
-    if not bool((std_t > 0).all()):
-        raise ValueError(f"patchify: std must be positive, got {std_t.tolist()}")
-    scale = 1.0 / (255.0 * std_t)
-    shift = -mean_t / std_t
-    return scale.float().to(device), shift.float().to(device)
+    """fp32 `scale`, `shift` `[3]` with `(x / 255 - mean) / std == x * scale + shift` (fresh tensors)."""
+    scale, shift = _cached_constants(mean, std, device)
+    return scale.clone(), shift.clone()
 
 
 def _patchify_torch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
@@ -107,7 +123,7 @@ def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> Tuple[
         d = weight.shape[0]
         if bias is not None and tuple(bias.shape) != (d,):
             raise ValueError(f"patchify: bias must be [{d}], got {list(bias.shape)}")
-        if pos_embed is not None and pos_embed.numel() != n_all * d:
+        if pos_embed is not None and tuple(pos_embed.shape) not in ((n_all, d), (1, n_all, d)):
             raise ValueError(f"patchify: pos_embed must be [{n_all}, {d}] or [1, {n_all}, {d}] "
                              f"(one row per tubelet), got {list(pos_embed.shape)}")
     elif bias is not None or pos_embed is not None:
@@ -167,41 +183,20 @@ def patchify(video: torch.Tensor, tubelet: Tuple[int, int, int] = (2, 16, 16),
     if dtype is None:
         dtype = weight.dtype if weight is not None else torch.float32
     tubelet, _ = _validate(video, tuple(tubelet), weight, bias, pos_embed, visible, dtype)
-    scale, shift = normalization_constants(mean, std, video.device)
+    scale, shift = _cached_constants(mean, std, video.device)
     args = (video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype)
     name = _auto(args) if backend == "auto" else backend
     return _RUNNERS[name](*args)
 
 
-# run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
-@torch.compiler.disable
 def _auto(args: tuple) -> str:
-    video, tubelet, _, _, weight, bias, pos_embed, visible, dtype = args
-    names = _candidates(video.device)
-    if len(names) == 1:
-        return names[0]
-    params = [x for x in (weight, bias, pos_embed) if x is not None]
-    grad = torch.is_grad_enabled() and any(x.requires_grad for x in params)
-    signature = (f"video{list(video.shape)} tubelet{list(tubelet)} {str(dtype).replace('torch.', '')} "
-                 f"D={weight.shape[0] if weight is not None else 0} bias={int(bias is not None)} "
-                 f"pos={int(pos_embed is not None)} visible={list(visible.shape) if visible is not None else None} "
-                 f"grad={int(grad)}")
+    video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype = args
+    description = (f"video{list(video.shape)} tubelet{list(tubelet)} {str(dtype).replace('torch.', '')} "
+                   f"D={weight.shape[0] if weight is not None else 0} bias={int(bias is not None)} "
+                   f"pos={int(pos_embed is not None)} visible={list(visible.shape) if visible is not None else None}")
 
-    def runner(name: str) -> Callable[[], object]:
-        fn = _RUNNERS[name]
-        if not grad:
-            def fwd():
-                with torch.no_grad():
-                    return fn(*args)
-            return fwd
-        copies = [x.detach().clone().requires_grad_(x.requires_grad) if x is not None else None
-                  for x in (weight, bias, pos_embed)]
-        wanted = [x for x in copies if x is not None and x.requires_grad]
+    def run(name: str, params: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+        return _RUNNERS[name](video, tubelet, scale, shift, *params, visible, dtype)
 
-        def fwd_bwd():
-            out = fn(video, tubelet, args[2], args[3], *copies, visible, dtype)
-            torch.autograd.grad(out, wanted, torch.ones_like(out))
-        return fwd_bwd
-
-    candidates: Dict[str, Callable[[], object]] = {n: runner(n) for n in names}
-    return backend_cache.choose("patchify", signature, video.device, candidates, fallback=names[0])
+    return backend_cache.auto("patchify", description, video.device, _candidates(video.device), run,
+                              (weight, bias, pos_embed))

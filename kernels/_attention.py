@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from . import backend_cache
-from ._runtime import check_triton_device, interpreting, triton_available
+from ._runtime import SUPPORTED_HEAD_DIMS, check_triton_device, interpreting, triton_available
 
 __all__ = ["attention", "ATTENTION_BACKENDS", "attention_backends_for"]
 
 log = logging.getLogger(__name__)
 
 ATTENTION_BACKENDS = ("auto", "triton", "sdpa", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "xformers", "math")
-_TRITON_HEAD_DIMS = (32, 64, 80, 96, 128)
+_LOW = (torch.float16, torch.bfloat16)
 
 
 def _sdpa_kernel(name: str):
@@ -95,9 +95,9 @@ def _run_xformers(q, k, v, kpm, causal, scale):
 
 
 def _run_triton(q, k, v, kpm, causal, scale):
+    if q.shape[-1] not in SUPPORTED_HEAD_DIMS:
+        raise ValueError(f"attention: backend 'triton' supports head dims {SUPPORTED_HEAD_DIMS}, got {q.shape[-1]}")
     check_triton_device(q.device, "attention")
-    if q.shape[-1] not in _TRITON_HEAD_DIMS:
-        raise ValueError(f"attention: backend 'triton' supports head dims {_TRITON_HEAD_DIMS}, got {q.shape[-1]}")
     from .attention_triton import flash_attention
 
     return flash_attention(q, k, v, key_padding_mask=kpm, causal=causal, softmax_scale=scale)
@@ -126,53 +126,38 @@ def _xformers_installed() -> bool:
 
 
 def attention_backends_for(q: torch.Tensor, has_mask: bool) -> Tuple[str, ...]:
-    """The backends that `auto` tries for a call like this one, best guess first."""
+    """The backends that `auto` tries for a call like this one, best guess first; "math" (any dtype, any
+    shape) is always last, so that some candidate runs whatever the fused kernels refuse."""
     if q.device.type != "cuda":
         # the interpreter is a test tool, not a fast path: the CPU always runs torch
         return ("sdpa", "math")
     names = []
-    if triton_available() and q.shape[-1] in _TRITON_HEAD_DIMS and not interpreting():
+    fused = q.dtype in _LOW or q.dtype == torch.float32
+    if fused and triton_available() and q.shape[-1] in SUPPORTED_HEAD_DIMS and not interpreting():
         names.append("triton")
-    low = q.dtype in (torch.float16, torch.bfloat16)
-    if low:
+    if q.dtype in _LOW:
         names.append("sdpa-cudnn")
         if not has_mask:
             names.append("sdpa-flash")
-    names.append("sdpa-efficient")
-    if low and _xformers_installed():
+    if fused:
+        names.append("sdpa-efficient")
+    if q.dtype in _LOW and _xformers_installed():
         names.append("xformers")
+    names.append("math")
     return tuple(names)
 
 
-def _signature(q, k, kpm, causal, layout, grad) -> str:
+def _signature(q, k, kpm, causal, layout) -> str:
     return (f"q{list(q.shape)} k{list(k.shape)} {str(q.dtype).replace('torch.', '')} {layout} "
-            f"causal={int(causal)} mask={int(kpm is not None)} grad={int(grad)}")
+            f"causal={int(causal)} mask={int(kpm is not None)}")
 
 
-# run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
-@torch.compiler.disable
 def _auto(q, k, v, kpm, causal, scale, layout) -> str:
-    grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
-    names = attention_backends_for(q, kpm is not None)
+    def run(name: str, qkv: Sequence[torch.Tensor]) -> torch.Tensor:
+        return _run(name, *qkv, kpm, causal, scale)
 
-    def runner(name: str) -> Callable[[], object]:
-        if not grad:
-            def fwd():
-                with torch.no_grad():
-                    return _run(name, q, k, v, kpm, causal, scale)
-            return fwd
-        # time forward + backward on detached copies, so the caller's graph is untouched
-        qc, kc, vc = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
-        dout = torch.randn_like(qc)
-
-        def fwd_bwd():
-            out = _run(name, qc, kc, vc, kpm, causal, scale)
-            torch.autograd.grad(out, (qc, kc, vc), dout)
-        return fwd_bwd
-
-    candidates: Dict[str, Callable[[], object]] = {n: runner(n) for n in names}
-    return backend_cache.choose("attention", _signature(q, k, kpm, causal, layout, grad), q.device, candidates,
-                                fallback=names[0])
+    return backend_cache.auto("attention", _signature(q, k, kpm, causal, layout), q.device,
+                              attention_backends_for(q, kpm is not None), run, (q, k, v), grad_output=torch.randn_like)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None,
