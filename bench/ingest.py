@@ -18,10 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=2.0, help="minutes of source video (default 2)")
@@ -31,6 +27,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from babyfast.store.ingest import ingest
+    from babyfast.store.inspect import summarize
     from babyfast.synth import write_corpus
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="babyfast-bench-ingest-"))
@@ -49,7 +46,7 @@ def main() -> int:
         seconds = time.perf_counter() - t
         if not r.ok:
             raise SystemExit(f"ingest reported problems: {r.problems}")
-        store_bytes = _du(store / "videos")
+        store_bytes = summarize(store)["video_bytes"]
         src_frames = args.minutes * 60 * 30
         results[codec] = {"videos": len(r.ingested), "stored_frames": r.frames, "source_frames": src_frames,
                           "seconds": round(seconds, 3), "stored_frames_per_s": round(r.frames / seconds, 1),

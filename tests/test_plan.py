@@ -561,3 +561,14 @@ def test_core_rejects_bad_arguments_without_the_wrapper():
         _core.ClipPlanner(np.array([10], dtype=np.int64), None, 4, None, "x", 0, 8)
     with pytest.raises(TypeError):
         _core.ClipPlanner(np.array([10.5]), None, 4, None, "shuffle", 0, 8)
+
+
+@pytest.mark.parametrize("world,drop_last", [(1, True), (3, True), (3, False), (8, False)])
+def test_rank_batch_positions_name_the_batch_clips(world, drop_last):
+    plan = ClipPlan([70, 33, 90, 16], [5.0, 1.0, 3.0, 2.0], clip_len=8, stride=4, order="age", window=5, seed=9)
+    for rank in range(world):
+        rb = RankBatches(plan, rank=rank, world_size=world, batch_size=4, drop_last=drop_last)
+        for i in range(rb.num_batches):
+            videos, starts = rb.batch(2, i)
+            got = [plan.candidate(2, int(p)) for p in rb.positions(i)]
+            assert got == list(zip(videos.tolist(), starts.tolist()))

@@ -166,15 +166,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
             return {**{f"{k}_s": round(v, 4) for k, v in self._times.items()}, **self._counts}
 
     # ------------------------------------------------------------------------------------------ batches
-    def _positions(self, index: int, count: int) -> np.ndarray:
-        n = self.plan.num_candidates
-        local = index * self.batch_size + np.arange(count, dtype=np.int64)
-        return (local * self.world_size + self.rank) % n
-
     def _make_batch(self, epoch: int, index: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         videos, starts = self.batches.batch(epoch, index)
-        positions = self._positions(index, len(videos))
+        positions = self.batches.positions(index)
         frame_offsets = np.arange(self.clip_len, dtype=np.int64) * self.augment.temporal_stride
         videos, starts = videos.copy(), starts.copy()
         t1 = time.perf_counter()

@@ -328,6 +328,14 @@ class RankBatches:
         count = min(self.batch_size, self.num_clips - start)
         return self.plan.plan(epoch, self.rank, self.world_size, start, count, self.drop_last)
 
+    def positions(self, index: int) -> np.ndarray:
+        """Global epoch positions of the clips of batch `index` (consumer r reads r, r + world, ...;
+        pad wraps past the end), so that ``plan.candidate(epoch, p)`` is the batch's clip at p."""
+        index = _int("index", index, 0, self.num_batches - 1)
+        start = index * self.batch_size
+        local = start + np.arange(min(self.batch_size, self.num_clips - start), dtype=np.int64)
+        return (local * self.world_size + self.rank) % self.plan.num_candidates
+
     def worker_batches(self, worker: int, num_workers: int, batches_done: int = 0) -> range:
         """Batch indices worker `worker` of `num_workers` yields after `batches_done` were received."""
         return worker_batch_indices(self.num_batches, worker, num_workers, batches_done)

@@ -171,7 +171,7 @@ class StoreSource:
     def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
         """Decode the frames of each (video index, frame indices) request; chunks shared by requests are
         read and decoded once."""
-        from babyfast.store.codec import decode_gop
+        from babyfast.store.codec import decode_video_chunk
 
         self._ensure()
         g = self.info.gop
@@ -198,9 +198,8 @@ class StoreSource:
 
         def decode(item):
             (v, c), payload = item
-            a = self._attrs_of(v)
             try:
-                return (v, c), decode_gop(payload, a["codec"], g, int(a["height"]), int(a["width"]))
+                return (v, c), decode_video_chunk(payload, self._attrs_of(v))
             except Exception as e:  # noqa: BLE001  (a bad chunk is reported per clip, not fatal)
                 return (v, c), ChunkError(self.ids[v], c, f"does not decode: {e}")
 

@@ -139,6 +139,11 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
     return np.ascontiguousarray(out[:, :height, :width])
 
 
+def decode_video_chunk(payload: bytes | memoryview | np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """Decode one chunk payload of a stored video, its geometry taken from the video's attributes."""
+    return decode_gop(payload, str(attrs["codec"]), int(attrs["gop"]), int(attrs["height"]), int(attrs["width"]))
+
+
 @dataclass(frozen=True)
 class GopCodec(ArrayBytesCodec):
     """zarr v3 array->bytes codec: a (G, H, W, 3) uint8 chunk <-> one self-contained encoded GOP."""
@@ -193,4 +198,4 @@ class GopCodec(ArrayBytesCodec):
 
 register_codec(CODEC_NAME, GopCodec)
 
-__all__ = ["CODECS", "CODEC_NAME", "GopCodec", "decode_gop", "encode_gop"]
+__all__ = ["CODECS", "CODEC_NAME", "GopCodec", "decode_gop", "decode_video_chunk", "encode_gop"]

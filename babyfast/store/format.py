@@ -219,15 +219,9 @@ def clear_partials(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def write_index(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
-    """Rewrite `index/` from per-video rows, atomically as seen from `videos/` readers."""
-    import zarr
-
-    rows = sorted(rows, key=lambda r: r["id"])
-    built = partial_dir(path, INDEX)
-    group = zarr.open_group(str(built), mode="w")
-    group.attrs["videos"] = len(rows)
-    cols = {
+def index_columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per-video rows (see `index_row`) as the index's numpy columns, in row order."""
+    return {
         "id": np.array([r["id"] for r in rows], dtype=str),
         "frames": np.array([r["frames"] for r in rows], dtype=np.int64),
         "chunks": np.array([r["chunks"] for r in rows], dtype=np.int64),
@@ -236,7 +230,17 @@ def write_index(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Non
                              dtype=np.float64),
         "hours": np.array([r["frames"] / r["fps"] / 3600.0 for r in rows], dtype=np.float64),
     }
-    for name, values in cols.items():
+
+
+def write_index(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+    """Rewrite `index/` from per-video rows, atomically as seen from `videos/` readers."""
+    import zarr
+
+    rows = sorted(rows, key=lambda r: r["id"])
+    built = partial_dir(path, INDEX)
+    group = zarr.open_group(str(built), mode="w")
+    group.attrs["videos"] = len(rows)
+    for name, values in index_columns(rows).items():
         arr = group.create_array(name, shape=values.shape, dtype=values.dtype if name not in ("id", "subject")
                                  else str, chunks=(max(1, len(values)),))
         if len(values):
@@ -259,15 +263,7 @@ def read_index(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         ids = video_ids(info.path)
         if ids:
             log.warning("%s: index missing; reading %d video headers instead", info.path, len(ids))
-        rows = [index_row(v, video_attrs(info.path, v)) for v in ids]
-        return {
-            "id": np.array([r["id"] for r in rows], dtype=str),
-            "frames": np.array([r["frames"] for r in rows], dtype=np.int64),
-            "chunks": np.array([r["chunks"] for r in rows], dtype=np.int64),
-            "subject": np.array([r.get("subject") or "" for r in rows], dtype=str),
-            "age_days": np.array([np.nan if r.get("age_days") is None else r["age_days"] for r in rows]),
-            "hours": np.array([r["frames"] / r["fps"] / 3600.0 for r in rows]),
-        }
+        return index_columns([index_row(v, video_attrs(info.path, v)) for v in ids])
     group = zarr.open_group(str(idir), mode="r")
     out = {name: np.asarray(group[name][:]) for name in INDEX_COLUMNS}
     n = {name: len(v) for name, v in out.items()}

@@ -15,15 +15,20 @@ from babyfast.store import format as fmt
 log = logging.getLogger(__name__)
 
 
-def _du(path: Path) -> int:
-    total = 0
+def _du(path: Path, part: str) -> tuple[int, int]:
+    """Bytes on disk under `path`, and under its sub-folder `part`, in one walk."""
+    total = inside = 0
     for root, _dirs, files in os.walk(path):
+        n = 0
         for f in files:
             try:
-                total += os.path.getsize(os.path.join(root, f))
+                n += os.path.getsize(os.path.join(root, f))
             except OSError:
                 pass
-    return total
+        total += n
+        if Path(root).relative_to(path).parts[:1] == (part,):
+            inside += n
+    return total, inside
 
 
 def summarize(store: str | os.PathLike[str]) -> dict[str, Any]:
@@ -32,7 +37,7 @@ def summarize(store: str | os.PathLike[str]) -> dict[str, Any]:
     index = fmt.read_index(store)
     ids = list(index["id"])
     source_bytes = sum(int(fmt.video_attrs(store, v).get("source_bytes") or 0) for v in ids)
-    video_bytes = _du(info.path / fmt.VIDEOS)
+    disk_bytes, video_bytes = _du(info.path, fmt.VIDEOS)
     ages = index["age_days"][np.isfinite(index["age_days"])]
     subjects = sorted({s for s in index["subject"] if s})
     problems = [e for e in fmt.read_log(store) if e.get("event") in ("failed", "damaged")]
@@ -42,7 +47,7 @@ def summarize(store: str | os.PathLike[str]) -> dict[str, Any]:
         "videos": len(ids), "hours": float(index["hours"].sum()), "frames": int(index["frames"].sum()),
         "chunks": int(index["chunks"].sum()), "subjects": subjects,
         "age_days": [float(ages.min()), float(ages.max())] if len(ages) else None,
-        "bytes_on_disk": _du(info.path), "video_bytes": video_bytes, "source_bytes": source_bytes,
+        "bytes_on_disk": disk_bytes, "video_bytes": video_bytes, "source_bytes": source_bytes,
         "compression_vs_source": (source_bytes / video_bytes) if video_bytes else None,
         "logged_problems": len(problems),
     }
@@ -86,7 +91,7 @@ class CheckResult:
 
 def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True) -> CheckResult:
     """Read every chunk through the C++ reader (shard index and chunk crc32c), decode it, name the bad ones."""
-    from babyfast.store.codec import decode_gop
+    from babyfast.store.codec import decode_video_chunk
     from babyfast.store.reader import ChunkReader
 
     info = fmt.store_info(store)
@@ -117,19 +122,14 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(pairs), unit="chunk", desc="check", dynamic_ncols=True)
-    shapes: dict[str, tuple[int, int, int, str]] = {}
-
-    def geometry(v: str) -> tuple[int, int, int, str]:
-        if v not in shapes:
-            a = fmt.video_attrs(store, v)
-            shapes[v] = (int(a["gop"]), int(a["height"]), int(a["width"]), str(a["codec"]))
-        return shapes[v]
+    attrs: dict[str, dict[str, Any]] = {}
 
     def decode(item: tuple[tuple[str, int], Any]) -> str | None:
         (v, c), payload = item
-        g, h, w, codec = geometry(v)
+        if v not in attrs:
+            attrs[v] = fmt.video_attrs(store, v)
         try:
-            decode_gop(payload, codec, g, h, w)
+            decode_video_chunk(payload, attrs[v])
         except Exception as e:  # noqa: BLE001  (any decoder failure is a finding, not a crash)
             return f"does not decode: {e}"
         return None
