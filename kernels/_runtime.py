@@ -26,7 +26,7 @@ import torch
 __all__ = ["interpreting", "record_kernel_mode", "triton_available", "triton_version", "device_name",
            "check_triton_device", "fix_interpreter_scalars", "poisoned_outputs", "new_output", "autotune_enabled",
            "SUPPORTED_HEAD_DIMS", "dot_precision", "KernelSpec", "launch", "forced_configs", "ConfigDoesNotFit",
-           "shared_memory_limit", "config_fits", "prune_to_fit"]
+           "shared_memory_limit", "config_fits", "prune_to_fit", "run_plain", "captured_launches", "Launch"]
 
 # head dims of the Triton flash attention (the ViT ones, plus 32 for small models and tests)
 SUPPORTED_HEAD_DIMS = (32, 64, 80, 96, 128)
@@ -221,13 +221,17 @@ def config_fits(estimate: SharedMemoryEstimate, config, consts: dict, itemsize: 
 
 
 def prune_to_fit(estimate: SharedMemoryEstimate, tensor_arg: str,
-                 then: Optional[Callable[..., List]] = None) -> Callable[..., List]:
+                 then: Optional[Callable[..., List]] = None, last_resort: Sequence = ()) -> Callable[..., List]:
     """An autotune `early_config_prune`: drop configs that do not fit in shared memory (element size and
-    device taken from the argument `tensor_arg`), then apply `then` (same signature) to the rest."""
+    device taken from the argument `tensor_arg`), then apply `then` (same signature) to the rest.
+
+    `last_resort`: small configs (also in the autotune list) kept only when none of the others fits, so
+    that GPUs with little shared memory still run, without tuning them everywhere else."""
 
     def prune(configs, named_args, **kwargs):
         t = named_args[tensor_arg]
-        kept = [c for c in configs if config_fits(estimate, c, kwargs, t.element_size(), t.device)]
+        fit = [c for c in configs if config_fits(estimate, c, kwargs, t.element_size(), t.device)]
+        kept = [c for c in fit if c not in last_resort] or fit
         if not kept:
             raise RuntimeError(f"no block config fits in the shared memory of {device_name(t.device)} "
                                f"({shared_memory_limit(t.device)} bytes) for {kwargs}")
@@ -297,6 +301,50 @@ class forced_configs:
         _forced.update(self._saved)
 
 
+class Launch:
+    """A launch recorded by `captured_launches` instead of being run: the kernel (`spec`, or a plain
+    `@triton.jit` function), its arguments and constexprs; the block config is the checker's to choose."""
+
+    def __init__(self, kernel, args: tuple, consts: dict, spec: Optional[KernelSpec] = None,
+                 itemsize: int = 0) -> None:
+        self.kernel, self.args, self.consts, self.spec, self.itemsize = kernel, args, consts, spec, itemsize
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec is not None else self.kernel.__name__
+
+
+_captured: Optional[List[Launch]] = None
+
+
+class captured_launches:
+    """Context manager: Triton launches made inside are recorded (`Launch`), not run.
+
+    With compiled kernels (no `TRITON_INTERPRET`) and no GPU, this lets the host code build the exact
+    arguments of every launch, which `compile_check` then compiles for a GPU architecture that is not here.
+    """
+
+    def __enter__(self) -> List[Launch]:
+        global _captured
+        if interpreting():
+            raise RuntimeError("captured_launches needs compiled Triton kernels; TRITON_INTERPRET was set when "
+                               "they were imported")
+        self._saved, _captured = _captured, []
+        return _captured
+
+    def __exit__(self, *exc) -> None:
+        global _captured
+        _captured = self._saved
+
+
+def run_plain(kernel, grid, args: tuple, consts: dict) -> None:
+    """Launch a kernel that has no `KernelSpec` (one fixed config), unless launches are being captured."""
+    if _captured is not None:
+        _captured.append(Launch(kernel, args, consts))
+        return
+    kernel[grid](*args, **consts)
+
+
 def _run(spec: KernelSpec, config, grid_fn, args: tuple, consts: dict) -> None:
     spec.raw[grid_fn(config.kwargs)](*args, **consts, **config.kwargs, num_warps=config.num_warps,
                                      num_stages=config.num_stages)
@@ -310,6 +358,9 @@ def launch(spec: KernelSpec, grid_fn, args: tuple, consts: dict, itemsize: int, 
     """
     import triton
 
+    if _captured is not None:
+        _captured.append(Launch(spec.raw, args, consts, spec, itemsize))
+        return
     if interpreting():
         fix_interpreter_scalars()
     if spec.name in _forced:

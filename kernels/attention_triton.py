@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from ._runtime import (SUPPORTED_HEAD_DIMS, KernelSpec, dot_precision, fix_interpreter_scalars, forced_configs,
-                       interpreting, launch, new_output, prune_to_fit, record_kernel_mode)
+                       interpreting, launch, new_output, prune_to_fit, record_kernel_mode, run_plain)
 
 __all__ = ["flash_attention", "FlashAttentionFunction", "SUPPORTED_HEAD_DIMS", "forced_configs"]
 
@@ -376,11 +376,13 @@ def _prune_by_length(rows_arg: str, rows_meta: str):
 
 def _shared_memory(kernel: str):
     """Estimated shared memory of a config: the tiles streamed through the key/query loop, one buffer per
-    pipeline stage, plus the tiles a program keeps for its whole life (all [rows, BLOCK_D] wide).
+    pipeline stage, plus the tiles a program keeps for its whole life (all [rows, BLOCK_D] wide). fp32
+    inputs take the FMA path (no tensor cores), whose dot operands pass the [BLOCK_M, BLOCK_N] score tile
+    through shared memory to change layout: up to 4 bytes per score on top.
 
-    Checked against Triton 3.6 compiling every config for sm_90 (head dims 64 and 128, fp32 and bf16): no
-    compile needed more than this plus 512 bytes (`_runtime` adds a 1 KiB margin); bf16/fp16 (wgmma) need
-    far less, so on GPUs with little shared memory the estimate prunes too much there, never too little."""
+    An upper bound of Triton 3.6's allocation (up to `_runtime`'s 1 KiB margin) for every config and
+    `compile_check` profile on sm_90 and sm_80 (`tests/test_kernel_compile.py`); bf16/fp16 on sm_90 need
+    the tiles exactly, on sm_80 less."""
 
     def estimate(config, consts: dict, itemsize: int) -> int:
         bm, bn = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]
@@ -390,7 +392,8 @@ def _shared_memory(kernel: str):
             streamed, kept = 2 * bn, 2 * bm
         else:  # dkdv: streams Q, dO; keeps K, V
             streamed, kept = 2 * bm, 2 * bn
-        return itemsize * consts["BLOCK_D"] * (max(1, config.num_stages) * streamed + kept)
+        scores = 4 * bm * bn if itemsize == 4 else 0
+        return itemsize * consts["BLOCK_D"] * (max(1, config.num_stages) * streamed + kept) + scores
 
     return estimate
 
@@ -413,6 +416,9 @@ _DQ_CONFIGS = [
     _cfg(128, 32, 8, 2), _cfg(128, 64, 8, 2), _cfg(64, 64, 4, 3), _cfg(64, 32, 4, 3), _cfg(128, 32, 4, 3),
     _cfg(64, 128, 4, 2),
 ]
+# last resorts, never tuned where the lists above fit: small blocks for fp32 at head dim 128 on GPUs with
+# ~100 KB of shared memory (sm_86 / sm_89), where nothing above fits
+_LAST_RESORT = {"fwd": _cfg(32, 32, 4, 2), "dkdv": _cfg(16, 32, 4, 2), "dq": _cfg(16, 32, 4, 2)}
 _KEY = ["N_BUCKET", "HEAD_DIM", "CAUSAL", "HAS_KPM"]
 
 # fixed blocks for the interpreter: unequal M and N so the causal diagonal spans several key blocks
@@ -421,8 +427,10 @@ INTERPRET_BLOCKS = {"fwd": (32, 16), "dkdv": (16, 32), "dq": (16, 32)}
 
 def _spec(name: str, raw, configs, rows_arg: str, rows_meta: str) -> KernelSpec:
     estimate = _shared_memory(name)
-    tuned = triton.autotune(configs, key=_KEY, prune_configs_by={
-        "early_config_prune": prune_to_fit(estimate, "Q", then=_prune_by_length(rows_arg, rows_meta))})(raw)
+    last = [_LAST_RESORT[name]]
+    configs = configs + last
+    tuned = triton.autotune(configs, key=_KEY, prune_configs_by={"early_config_prune": prune_to_fit(
+        estimate, "Q", then=_prune_by_length(rows_arg, rows_meta), last_resort=last)})(raw)
     bm, bn = INTERPRET_BLOCKS[name]
     return KernelSpec(name, raw, tuned, configs, configs[0], {"BLOCK_M": bm, "BLOCK_N": bn}, estimate)
 
@@ -497,9 +505,9 @@ def _backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     delta = new_output(like=lse)
     block = 16 if interpreting() else 64
     fix_interpreter_scalars()
-    _bwd_delta_kernel[(triton.cdiv(n_q, block), b * h)](
-        o, do, delta, *_strides4(o), *_strides4(do), h, n_q,
-        HEAD_DIM=d, BLOCK_D=consts["BLOCK_D"], BLOCK_M=block)
+    run_plain(_bwd_delta_kernel, (triton.cdiv(n_q, block), b * h),
+              (o, do, delta, *_strides4(o), *_strides4(do), h, n_q),
+              {"HEAD_DIM": d, "BLOCK_D": consts["BLOCK_D"], "BLOCK_M": block})
     dq, dk, dv = _alloc_like(q), _alloc_like(k), _alloc_like(v)
     kpm_t, skb, skn = _kpm_args(kpm, q)
     common = (*_strides4(q), *_strides4(k), *_strides4(v), *_strides4(do))

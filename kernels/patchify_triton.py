@@ -245,16 +245,19 @@ _EMBED_CONFIGS = [
     triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
     for bm, bn, bk, w, s in ((128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (128, 128, 64, 4, 4),
                              (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (128, 128, 128, 8, 2),
-                             (64, 256, 64, 8, 3), (256, 128, 64, 8, 3))
+                             (64, 256, 64, 8, 3), (256, 128, 64, 8, 3), (64, 64, 32, 4, 2))
 ]
-# The shared-memory estimates are upper bounds of what Triton 3.6 allocates for sm_90 (checked by compiling
-# every config, fp32 and bf16). ROW_OK / ROW_CONTIG (the video layout) are in the keys: the copy kernel's
-# configs depend on it for correctness, the embed kernel's speed does
+# the last one only where nothing else fits (fp32 on GPUs with ~100 KB of shared memory); never tuned elsewhere
+_EMBED_LAST_RESORT = _EMBED_CONFIGS[-1:]
+# The shared-memory estimates are upper bounds of what Triton 3.6 allocates for sm_90 and sm_80 (every config
+# of the `compile_check` profiles, tests/test_kernel_compile.py). ROW_OK / ROW_CONTIG (the video layout) are in
+# the keys: the copy kernel's configs depend on it for correctness, the embed kernel's speed does
 _patchify_tuned = triton.autotune(_COPY_CONFIGS, key=["N_OUT", "T_SZ", "P", "HAS_VIS", "ROW_OK"],
                                   prune_configs_by={"early_config_prune": prune_to_fit(
                                       _copy_shared_memory, "OUT", then=_prune_copy)})(_patchify_kernel)
 _embed_tuned = triton.autotune(_EMBED_CONFIGS, key=["N_OUT", "D", "T_SZ", "P", "HAS_VIS", "HAS_POS", "ROW_CONTIG"],
-                               prune_configs_by={"early_config_prune": prune_to_fit(_embed_shared_memory, "W")}
+                               prune_configs_by={"early_config_prune": prune_to_fit(
+                                   _embed_shared_memory, "W", last_resort=_EMBED_LAST_RESORT)}
                                )(_patch_embed_kernel)
 COPY = KernelSpec("copy", _patchify_kernel, _patchify_tuned, _COPY_CONFIGS, _COPY_CONFIGS[7],
                   INTERPRET_BLOCKS["copy"], _copy_shared_memory, adapt=_copy_for_layout)

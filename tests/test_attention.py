@@ -199,8 +199,10 @@ def test_shared_memory_estimate():
     consts = {"BLOCK_D": 128}
     # forward at head dim 128 in bf16, 128 x 128 blocks, 3 stages: 3 stages of K and V plus Q
     assert fa._FWD.shared_memory(fa._cfg(128, 128, 8, 3), consts, 2) == 2 * 128 * (3 * 2 * 128 + 128)
-    # fp32 doubles it; a padded head dim (80 -> BLOCK_D 128) counts as the padded width
-    assert fa._FWD.shared_memory(fa._cfg(128, 128, 8, 3), consts, 4) == 2 * 2 * 128 * (3 * 2 * 128 + 128)
+    # fp32 doubles it, plus the score tile's layout change (FMA path); a padded head dim (80 -> BLOCK_D 128)
+    # counts as the padded width
+    assert fa._FWD.shared_memory(fa._cfg(128, 128, 8, 3), consts, 4) == \
+        2 * 2 * 128 * (3 * 2 * 128 + 128) + 4 * 128 * 128
     assert fa._consts(torch.empty(1, 1, 1, 80), False, False)["BLOCK_D"] == 128
 
 
@@ -238,6 +240,19 @@ def test_autotune_prunes_configs_that_do_not_fit(monkeypatch):
     _FakeLimit(monkeypatch, 16 * 1024)
     with pytest.raises(RuntimeError, match="no block config fits"):
         fa._FWD.tuned.early_config_prune(fa._FWD_CONFIGS, {"Q": q, "N_Q": 1000}, **consts)
+
+
+def test_last_resort_configs_only_where_nothing_else_fits(monkeypatch):
+    q = torch.empty(1, 1, 1000, 128, dtype=torch.float32)
+    consts = fa._consts(q, False, False)
+    named = {"Q": q, "N_Q": 1000, "N_K": 1000}
+    _FakeLimit(monkeypatch, 232448)  # sm_90: the tuned lists fit, the last resorts stay out of tuning
+    for spec in fa.SPECS.values():
+        kept = spec.tuned.early_config_prune(spec.configs, named, **consts)
+        assert kept and fa._LAST_RESORT[spec.name] not in kept
+    _FakeLimit(monkeypatch, 101376)  # sm_86 / sm_89 at fp32, head dim 128: nothing else fits
+    for spec in fa.SPECS.values():
+        assert spec.tuned.early_config_prune(spec.configs, named, **consts) == [fa._LAST_RESORT[spec.name]]
 
 
 # ----------------------------------------------------------------------------------------------------
