@@ -127,6 +127,9 @@ def test_unavailable_backends_fail_clearly():
     if not _xformers_installed():
         with pytest.raises(RuntimeError, match="xformers package, which is not installed"):
             attention(q, k, v, backend="xformers")
+    else:  # xformers has no CPU kernels: its refusal (NotImplementedError) comes out named, as a RuntimeError
+        with pytest.raises(RuntimeError, match="'xformers' cannot run q .* on cpu.*No operator found"):
+            attention(q, k, v, backend="xformers")
     with pytest.raises(RuntimeError, match="'sdpa-cudnn' cannot run q .* on cpu"):
         attention(q, k, v, backend="sdpa-cudnn")  # cuDNN is CUDA-only
     with pytest.raises(ValueError, match="unknown backend 'flash'"):

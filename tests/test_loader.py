@@ -266,6 +266,34 @@ def test_dataloader_with_spawned_workers(store: Path) -> None:
     assert clip_keys(dl) == plain
 
 
+_FORK_AFTER_DECODE = """
+import sys, torch
+from babyfast.loader.augment import Augment
+from babyfast.loader.clip_loader import ClipLoader
+loader = ClipLoader(sys.argv[1], clip_len=4, batch_size=2, augment=Augment(size=24), threads=2)
+next(iter(loader))  # the decoders (PyAV in the loader's threads, or a DALI pipeline) are alive from here on
+dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="fork")
+print(len(list(dl)), "batches")
+"""
+
+
+@pytest.mark.parametrize("codec", ["h264", "vp9"])
+def test_dataloader_forked_after_decoding(tmp_path: Path, codec: str) -> None:
+    """DataLoader workers forked after the loader decoded in this process must work. Two ways they broke:
+    the worker freed the parent's DALI pipeline, whose threads fork did not copy (segfault, vp9 here); and
+    PyAV >= 19 keeps a scaler per thread, whose own threads hung every forked child as it dropped the other
+    threads' state (h264 here; seen with PyAV 19 / FFmpeg 8 on Python 3.12, the GPU machine's)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        make_video(src / f"v{i}.mp4", frames=60, w=96, h=64, rate=30)
+    assert ingest(src, tmp_path / "store", fps=10, size=32, gop=4, codec=codec, progress=False).ok
+    proc = subprocess.run([sys.executable, "-c", _FORK_AFTER_DECODE, str(tmp_path / "store")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["4", "batches"]
+
+
 @pytest.mark.parametrize("codec,gop", [("vp9", 4), ("jpeg", 1)])
 def test_dali_cpu_decoder_matches_pyav(tmp_path: Path, codec: str, gop: int) -> None:
     pytest.importorskip("nvidia.dali")

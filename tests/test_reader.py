@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import crc32c as crc32c_ref
 import numcodecs
 import numpy as np
 import pytest
@@ -28,6 +27,11 @@ from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 from zarr.codecs.sharding import _ShardReader
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
+
+try:  # the reference CRC-32C: our pin, or the package the GPU machine's zarr brings
+    from crc32c import crc32c as crc32c_ref
+except ImportError:
+    from google_crc32c import value as crc32c_ref
 
 from babyfast import _core
 from babyfast.store.reader import ChunkReader, LayoutError
@@ -154,7 +158,7 @@ def test_every_chunk_equals_zarr(store, video_id):
         assert batch.size(c) == len(want)
         assert batch.error(c) is None
         # the suffix is the crc32c of the payload, by an independent implementation
-        assert int.from_bytes(want[-4:], "little") == crc32c_ref.crc32c(want[:-4])
+        assert int.from_bytes(want[-4:], "little") == crc32c_ref(want[:-4])
 
 
 @pytest.mark.parametrize("video_id", sorted(SPECS))
@@ -593,9 +597,9 @@ def test_crc32c_matches_the_crc32c_package():
     for n in (0, 1, 3, 8, 15, 1023, 3072, 3073, 24576, 24577, 65536, 100_000):
         for start in (0, 1, 5):
             piece = buf[start:start + n]
-            assert _core.crc32c(piece) == crc32c_ref.crc32c(piece)
+            assert _core.crc32c(piece) == crc32c_ref(piece)
     assert _core.crc32c(b"123456789") == 0xE3069283
-    assert _core.crc32c(buf[500:], _core.crc32c(buf[:500])) == crc32c_ref.crc32c(buf)
+    assert _core.crc32c(buf[500:], _core.crc32c(buf[:500])) == crc32c_ref(buf)
 
 
 def test_index_cache_hits(store):

@@ -199,9 +199,10 @@ def test_cli_help_and_inspect(tmp_path: Path) -> None:
     assert "videos     1" in text and "h264" in text
 
 
-@pytest.mark.parametrize("codec,gop,floor", [("jpeg", 1, 38.0), ("av1", 4, 30.0)])
+@pytest.mark.parametrize("codec,gop,floor", [("jpeg", 1, 38.0), ("av1", 4, 28.0)])
 def test_other_codecs_round_trip(tmp_path: Path, codec: str, gop: int, floor: float) -> None:
-    # jpeg keeps one frame per chunk; av1 (SVT-AV1, decoded by dav1d) is stored but not a PSNR promise
+    # jpeg keeps one frame per chunk; av1 (SVT-AV1, decoded by dav1d) is stored but not a PSNR promise: its
+    # quality moves with the encoder's version (PyAV 19's SVT-AV1 gives 29.98 dB here), a broken decode ~10
     src = tmp_path / "src"
     src.mkdir()
     make_video(src / "rec.mp4", frames=30, w=128, h=96, rate=30)

@@ -18,6 +18,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# What a forked DataLoader worker inherits from its parent's decoders and never frees: their destructors
+# would wait for, or touch, threads that fork did not copy (DALI's pipeline threads crash the worker).
+_FORK_LEFTOVERS: list = []
+
 
 @dataclass
 class VideoMeta:
@@ -116,7 +120,8 @@ class StoreSource:
 
     def _ensure_locked(self) -> None:
         if self._pid != os.getpid():  # a forked DataLoader worker: the parent's threads do not exist here
-            self._reader, self._pool, self._dali_cpu, self._pid = None, None, None, os.getpid()
+            _FORK_LEFTOVERS.append((self._reader, self._pool, self._dali_cpu, self._gpu))
+            self._reader, self._pool, self._dali_cpu, self._gpu, self._pid = None, None, None, None, os.getpid()
         if self._reader is None:
             from babyfast.store.reader import ChunkReader
 
@@ -293,7 +298,7 @@ class VideoFileSource:
     def _clip(self, v: int, idx: np.ndarray) -> np.ndarray | ChunkError:
         import av
 
-        from babyfast.store.source import _centre_crop, output_size
+        from babyfast.store.source import _centre_crop, output_size, to_rgb
 
         path = self.paths[v]
         want = set(int(i) for i in idx)
@@ -310,11 +315,10 @@ class VideoFileSource:
                     k = int(round((float(frame.time) - t0) * float(rate)))
                     if k in want:
                         if self.size is None:
-                            img = frame.to_ndarray(format="rgb24")
+                            img = to_rgb(frame)
                         else:
                             sw, sh, ow, oh = output_size(frame.width, frame.height, self.size, True)
-                            img = _centre_crop(frame.reformat(width=sw, height=sh, format="rgb24",
-                                                              interpolation="AREA").to_ndarray(), ow, oh)
+                            img = _centre_crop(to_rgb(frame, width=sw, height=sh, interpolation="AREA"), ow, oh)
                         got[k] = img
                     if k >= int(idx.max()):
                         break

@@ -18,6 +18,8 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
+from .source import to_rgb
+
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec
 
@@ -101,7 +103,9 @@ def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     ctx.pix_fmt = "yuvj444p"
     ctx.time_base = Fraction(1, 10)
     ctx.options = {"qmin": str(quality), "qmax": str(quality)}
-    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuvj444p")
+    # one swscale thread, as in `to_rgb`: zarr may encode in threads that outlive this call
+    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(format="yuvj444p",
+                                                                                        threads=1)
     packets = ctx.encode(vf) + ctx.encode(None)
     return b"".join(bytes(p) for p in packets)
 
@@ -122,13 +126,13 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
             decoded = list(ctx.decode(av.Packet(bytes(payload)))) + list(ctx.decode(None))
         except av.error.FFmpegError as e:
             raise ValueError(f"{CODEC_NAME}: cannot decode jpeg chunk: {e}") from e
-        got = [f.to_ndarray(format="rgb24") for f in decoded]
+        got = [to_rgb(f) for f in decoded]
     else:
         try:
             with av.open(io.BytesIO(bytes(payload)), "r", format="matroska") as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "SLICE"
-                got = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+                got = [to_rgb(f) for f in container.decode(stream)]
         except av.error.FFmpegError as e:
             raise ValueError(f"{CODEC_NAME}: cannot decode {codec} chunk: {e}") from e
     if len(got) != frames:

@@ -88,11 +88,21 @@ def stream_duration(container, stream) -> float | None:
     return None
 
 
+def to_rgb(frame: av.VideoFrame, **resize) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of a decoded frame; `resize`: width, height, interpolation for swscale.
+
+    swscale runs on one thread, ours. PyAV >= 19 keeps one scaler per thread for the thread's life, and a
+    scaler with worker threads of its own hangs any process forked while it lives (its teardown in the
+    child waits for threads that were not copied): DataLoader workers after a decode in our thread pool.
+    """
+    return frame.to_ndarray(format="rgb24", threads=1, **resize)
+
+
 def _display_frame(frame: av.VideoFrame, rotation: int, sw: int, sh: int) -> np.ndarray:
     k = (rotation // 90) % 4
     # scale in the coded orientation (sizes swapped for quarter turns), then turn to display orientation
     w, h = (sh, sw) if k % 2 else (sw, sh)
-    img = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    img = to_rgb(frame, width=w, height=h, interpolation="AREA")
     return np.rot90(img, k) if k else img
 
 
