@@ -106,12 +106,12 @@ def _run_triton(q, k, v, kpm, causal, scale):
 def _run(name: str, q, k, v, kpm, causal, scale):
     if name == "triton":
         return _run_triton(q, k, v, kpm, causal, scale)
-    if name == "xformers":
-        return _run_xformers(q, k, v, kpm, causal, scale)
     try:
+        if name == "xformers":
+            return _run_xformers(q, k, v, kpm, causal, scale)
         return _run_sdpa(name, q, k, v, kpm, causal, scale)
-    except RuntimeError as e:
-        if name == "sdpa":
+    except (RuntimeError, NotImplementedError) as e:  # xformers refuses with NotImplementedError
+        if name == "sdpa" or str(e).startswith("attention: "):
             raise
         raise RuntimeError(f"attention: backend {name!r} cannot run q {tuple(q.shape)} {q.dtype} on {q.device} "
                            f"(causal={causal}, key_padding_mask={'yes' if kpm is not None else 'no'}): {e}") from e
