@@ -4,7 +4,7 @@ PIP     := $(PY) -m pip
 DEMO    ?= demo
 SHELL   := /bin/bash
 
-.PHONY: demo test test-py test-cpp bench install clean
+.PHONY: demo test test-py test-cpp test-compat bench install clean
 
 .venv/.deps: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -26,6 +26,20 @@ test-cpp: install
 
 test-py: install
 	$(PY) -m pytest -q tests
+
+# The same tests on the GPU machine's stack (Python 3.12, torch 2.11, zarr 3.4, PyAV 19, xformers), on this
+# CPU: the code must run there too. Not part of `make test` (it downloads a CUDA build of torch, ~3 GB).
+COMPAT := .venv-compat
+$(COMPAT)/.deps: requirements-compat.txt
+	test -x $(COMPAT)/bin/python || python3.12 -m venv $(COMPAT)
+	$(COMPAT)/bin/pip install -q torch==2.11.0 triton==3.6.0
+	$(COMPAT)/bin/pip install -q -r requirements-compat.txt
+	touch $@
+
+test-compat: $(COMPAT)/.deps
+	$(COMPAT)/bin/pip install -q --no-deps --no-build-isolation -e .
+	@set -e; for t in build/py312/core_tests; do $$t; done
+	$(COMPAT)/bin/python -m pytest -q -p no:cacheprovider tests
 
 demo: install
 	$(PY) -m babyfast.demo $(DEMO)
