@@ -30,8 +30,12 @@ test-py: install
 # The same tests on the GPU machine's stack (Python 3.12, torch 2.11, zarr 3.4, PyAV 19, xformers), on this
 # CPU: the code must run there too. Not part of `make test` (it downloads a CUDA build of torch, ~3 GB).
 COMPAT := .venv-compat
+# a working python3.12: on PATH, else one that pyenv installed
+PY312  ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
+            $$p -V >/dev/null 2>&1 && { echo $$p; break; }; done)
 $(COMPAT)/.deps: requirements-compat.txt
-	test -x $(COMPAT)/bin/python || python3.12 -m venv $(COMPAT)
+	@test -n "$(PY312)" || { echo "make test-compat needs Python 3.12 (set PY312=/path/to/python3.12)"; exit 1; }
+	test -x $(COMPAT)/bin/python || $(PY312) -m venv $(COMPAT)
 	$(COMPAT)/bin/pip install -q torch==2.11.0 triton==3.6.0
 	$(COMPAT)/bin/pip install -q -r requirements-compat.txt
 	touch $@

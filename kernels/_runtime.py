@@ -11,7 +11,8 @@ run every config this way), else the interpreter's fixed small blocks, else (`BA
 kernel's default config, else the autotuner. Pinned and default configs pass the same shared-memory
 estimate that prunes the autotune list, so none of them reaches the compiler only to fail with
 `OutOfResources` at launch: a default that does not fit is replaced by the next config that does, a pinned
-one raises `ConfigDoesNotFit`, naming it.
+one raises `ConfigDoesNotFit`, naming it. Inside `captured_launches` (process-wide) nothing runs: each launch
+is recorded with its arguments, for `compile_check` to compile for a GPU that is not here.
 
 Importing this module does not import triton (the torch backends work without it).
 """
