@@ -40,7 +40,10 @@ def _encoder_options(codec: str, gop: int, quality: int, preset: str) -> tuple[s
         params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0"
         return "libx264", {"crf": str(quality), "preset": preset, "x264-params": params}
     if codec == "hevc":
-        params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0:log-level=error"
+        # and no x265 threads: chunks are encoded in parallel already, and x265's thread pool and frame
+        # threads are where its intermittent crashes live
+        params = (f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0:log-level=error"
+                  ":pools=none:frame-threads=1")
         return "libx265", {"crf": str(quality), "preset": preset, "x265-params": params}
     if codec == "vp9":
         return "libvpx-vp9", {
