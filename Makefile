@@ -24,8 +24,9 @@ test: install test-cpp test-py
 test-cpp: install
 	@set -e; for t in build/py*/core_tests; do $$t; done
 
+# through crash_report.sh: a native crash names the test it killed and prints the crashing thread's stack
 test-py: install
-	$(PY) -m pytest -q tests
+	bash tests/crash_report.sh $(PY) -m pytest -q tests
 
 # The same tests on the GPU machine's stack (Python 3.12, torch 2.11, zarr 3.4, PyAV 19, xformers), on this
 # CPU: the code must run there too. Not part of `make test` (it downloads a CUDA build of torch, ~3 GB).

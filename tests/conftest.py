@@ -29,6 +29,10 @@ os.environ.setdefault("BABYFAST_CACHE_DIR", tempfile.mkdtemp(prefix="babyfast-te
 _TRITON_TEST_FILES = {"test_attention.py", "test_patchify.py", "test_kernel_backends.py"}
 
 
+# writes the id of the running test where crash_report.sh (make test) can name it after a native crash
+pytest_plugins = ["_current_test"]
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "interpreter: runs Triton kernels on CPU tensors through the Triton "
                                        "interpreter; skipped where the kernels are compiled")
