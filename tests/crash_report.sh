@@ -13,9 +13,7 @@ export BABYFAST_TEST_CURRENT="$work/current"
 touch "$work/started"
 ulimit -c unlimited 2>/dev/null || true
 
-"$@" &
-pid=$!
-wait "$pid"
+"$@"  # in the foreground: a background job of a script would ignore Ctrl-C
 rc=$?
 
 # cores written since the start, in this folder (kernel.core_pattern "core" or "core.PID")
@@ -27,9 +25,7 @@ if [ "$rc" -gt 128 ]; then
     echo "== in test: $(cat "$BABYFAST_TEST_CURRENT")"
   fi
   core=""
-  for c in "./core.$pid" ./core; do
-    if [ -f "$c" ] && [ "$c" -nt "$work/started" ]; then core=$c; break; fi
-  done
+  [ -n "$cores" ] && core=$(ls -t $cores | head -n 1)  # the newest: pytest's own, not a child's
   if [ -z "$core" ]; then
     echo "== no core file here (kernel.core_pattern: $(cat /proc/sys/kernel/core_pattern 2>/dev/null))"
   elif ! command -v gdb >/dev/null 2>&1; then

@@ -40,8 +40,8 @@ def _encoder_options(codec: str, gop: int, quality: int, preset: str) -> tuple[s
         params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0"
         return "libx264", {"crf": str(quality), "preset": preset, "x264-params": params}
     if codec == "hevc":
-        # and no x265 threads: chunks are encoded in parallel already, and x265's thread pool and frame
-        # threads are where its intermittent crashes live
+        # and x265 on one frame thread without a worker pool: chunks are encoded in parallel already, and
+        # x265's pool and parallel frames are where its intermittent crashes are reported
         params = (f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0:log-level=error"
                   ":pools=none:frame-threads=1")
         return "libx265", {"crf": str(quality), "preset": preset, "x265-params": params}
