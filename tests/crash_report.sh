@@ -3,9 +3,9 @@
 #
 # A segfault in a native library (a decoder's thread, say) kills pytest with a Python stack of every
 # thread at best, often cut short in a CI log, and no word of the test or the native code at fault. Here
-# the core is kept, and after a death by signal this prints the test that was running (conftest writes
-# its id to $BABYFAST_TEST_CURRENT) and the crashing thread's native stack (gdb, where installed). The
-# exit status is the command's.
+# the core is kept, and after a death by signal this prints the test that was running (the plugin
+# tests/_current_test.py writes its id to $BABYFAST_TEST_CURRENT) and the crashing thread's native
+# stack (gdb, where installed). The exit status is the command's.
 set -u
 work=$(mktemp -d "${TMPDIR:-/tmp}/babyfast-tests.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -74,7 +74,7 @@ class VideoWriter:
         # No B-frames: x264's B-frame decision came out differently from run to run on a loaded machine
         # (same input, same settings), and head cameras rarely use them either.
         x264 = ["bframes=0"]
-        x265 = ["log-level=error", "pools=none", "frame-threads=1", "bframes=0"]  # no x265 threads, see store.codec
+        x265 = ["log-level=error", "pools=none", "frame-threads=1", "bframes=0"]  # no worker pool: see store.codec
         if gop is not None:
             st.codec_context.gop_size = int(gop)
             x264 += [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"]
