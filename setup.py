@@ -67,6 +67,8 @@ setup(
         "babyfast.loader",
         "babyfast.kernels",
         "babyfast.train",
+        "babyfast.train.models",
+        "babyfast.train.objectives",
         "babyfast.eval",
     ],
     package_dir={
@@ -77,7 +79,7 @@ setup(
     },
     ext_modules=[CMakeExtension("babyfast._core")],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm"],
+    install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm", "PyYAML", "tensorboard", "matplotlib"],
     extras_require={"gpu": ["nvidia-dali-cuda130", "triton"]},
     entry_points={
         "console_scripts": ["babyfast=babyfast.cli:main"],

@@ -7,13 +7,13 @@ import logging
 import sys
 
 # Modules that expose `register(subparsers)`; each subcommand sets `func(args) -> int` as its handler.
-_COMMAND_MODULES = ("babyfast.store._cli", "babyfast.synth._cli")
+_COMMAND_MODULES = ("babyfast.store._cli", "babyfast.synth._cli", "babyfast.train._cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="babyfast",
-        description="Pretrain video models on infant egocentric video: store, synthetic world, loader.",
+        description="Pretrain video models on infant egocentric video: store, synthetic world, training.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

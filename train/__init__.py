@@ -1,1 +1,37 @@
-"""Models, objectives, the training loop and distributed helpers (later issues)."""
+"""Training: video ViT models, objectives (VideoMAE), the config-driven loop, checkpoints, metrics.
+
+    from babyfast.train import load_config, train, load_encoder
+    result = train(load_config("configs/videomae_tiny_cpu.yaml", ["data.store=demo/store", "train.out=runs/a"]))
+    encoder, cfg = load_encoder("runs/a")
+
+Names load on first use (torch, yaml and tensorboard are imported only then).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .checkpoint import load_encoder
+    from .config import Config, ConfigError, load_config
+    from .loop import NonFiniteLoss, ResumeError, TrainResult, train
+    from .models import VideoViT, create_model, list_models, register_model
+    from .objectives import create_objective, list_objectives, register_objective
+    from .plot import plot_run
+
+_LAZY = {
+    "Config": "config", "ConfigError": "config", "load_config": "config",
+    "train": "loop", "TrainResult": "loop", "NonFiniteLoss": "loop", "ResumeError": "loop",
+    "load_encoder": "checkpoint",
+    "create_model": "models", "list_models": "models", "register_model": "models", "VideoViT": "models",
+    "create_objective": "objectives", "list_objectives": "objectives", "register_objective": "objectives",
+    "plot_run": "plot",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"babyfast.train.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'babyfast.train' has no attribute {name!r}")
