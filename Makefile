@@ -58,7 +58,8 @@ demo: install
 	touch $@
 
 # CPU benchmarks: each script writes bench/results/<name>.json; report.py renders the README tables from them.
-# GPU benchmarks (bench/kernels.py, bench/loader_gpu.py) run on a lent GPU: see ../shared/GPU.md.
+# GPU benchmarks (bench/kernels.py, bench/loader_gpu.py, bench/train.py --e2e on CUDA) run on a lent GPU: see
+# ../shared/GPU.md.
 bench: install .venv/.bench
 	$(PY) bench/ingest.py
 	$(PY) bench/reader.py
@@ -66,6 +67,7 @@ bench: install .venv/.bench
 	$(PY) bench/synth.py
 	$(PY) bench/loader.py
 	$(PY) bench/soak.py
+	$(PY) bench/train.py
 	$(PY) bench/report.py
 
 clean:
