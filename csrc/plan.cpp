@@ -143,10 +143,14 @@ ClipPlanner::ClipPlanner(const int64_t* frames, const double* ages, size_t num_v
   }
 }
 
-int64_t ClipPlanner::per_consumer(int64_t world, bool drop_last) const {
+int64_t ClipPlanner::per_consumer(int64_t world, bool drop_last, int64_t offset) const {
   if (world < 1) throw std::invalid_argument(concat("world = ", world, " must be >= 1"));
+  if (offset < 0 || static_cast<uint64_t>(offset) > n_) {
+    throw std::out_of_range(concat("offset = ", offset, " is outside the epoch [0, ", n_, "]"));
+  }
   const uint64_t w = static_cast<uint64_t>(world);
-  const uint64_t share = n_ / w + ((!drop_last && n_ % w != 0) ? 1 : 0);
+  const uint64_t rest = n_ - static_cast<uint64_t>(offset);
+  const uint64_t share = rest / w + ((!drop_last && rest % w != 0) ? 1 : 0);
   return static_cast<int64_t>(share);
 }
 
@@ -223,9 +227,9 @@ std::pair<int64_t, int64_t> ClipPlanner::window_bounds(int64_t position) const {
 }
 
 void ClipPlanner::check_plan_args(int64_t epoch, int64_t consumer, int64_t world, int64_t start, int64_t count,
-                                  bool drop_last) const {
+                                  bool drop_last, int64_t offset) const {
   if (epoch < 0) throw std::invalid_argument(concat("epoch = ", epoch, " must be >= 0"));
-  const int64_t share = per_consumer(world, drop_last);
+  const int64_t share = per_consumer(world, drop_last, offset);
   if (consumer < 0 || consumer >= world) {
     throw std::out_of_range(concat("consumer = ", consumer, " is outside [0, world = ", world, ")"));
   }
@@ -234,16 +238,17 @@ void ClipPlanner::check_plan_args(int64_t epoch, int64_t consumer, int64_t world
   if (start > share || count > share - start) {
     throw std::out_of_range(concat("start = ", start, ", count = ", count, " runs past the ", share,
                                    " clips of each consumer (world = ", world, ", ",
-                                   drop_last ? "drop_last" : "pad", ", ", n_, " candidates)"));
+                                   drop_last ? "drop_last" : "pad", ", ", n_, " candidates, offset ", offset, ")"));
   }
 }
 
 void ClipPlanner::plan(int64_t epoch, int64_t consumer, int64_t world, int64_t start, int64_t count,
-                       bool drop_last, int64_t* video_out, int64_t* start_out) const {
-  check_plan_args(epoch, consumer, world, start, count, drop_last);
+                       bool drop_last, int64_t* video_out, int64_t* start_out, int64_t offset) const {
+  check_plan_args(epoch, consumer, world, start, count, drop_last, offset);
   const uint64_t key = epoch_key(epoch);
   const uint64_t step = static_cast<uint64_t>(world);
-  uint64_t position = static_cast<uint64_t>(consumer) + static_cast<uint64_t>(start) * step;
+  uint64_t position = static_cast<uint64_t>(offset) + static_cast<uint64_t>(consumer) +
+                      static_cast<uint64_t>(start) * step;
   Window cache;
   // Two passes per block: the cycle walk's unpredictable exits would otherwise stall the independent
   // searches that out-of-order execution can overlap.
@@ -261,6 +266,23 @@ void ClipPlanner::plan(int64_t epoch, int64_t consumer, int64_t world, int64_t s
       video_out[base + i] = c.video;
       start_out[base + i] = c.start;
     }
+  }
+}
+
+void ClipPlanner::at(int64_t epoch, const int64_t* positions, int64_t count, int64_t* video_out,
+                     int64_t* start_out) const {
+  if (epoch < 0) throw std::invalid_argument(concat("epoch = ", epoch, " must be >= 0"));
+  for (int64_t i = 0; i < count; ++i) {
+    if (positions[i] < 0 || static_cast<uint64_t>(positions[i]) >= n_) {
+      throw std::out_of_range(concat("position = ", positions[i], " is outside the epoch [0, ", n_, ")"));
+    }
+  }
+  const uint64_t key = epoch_key(epoch);
+  Window cache;
+  for (int64_t i = 0; i < count; ++i) {
+    const Clip c = clip_at(layout_index(key, static_cast<uint64_t>(positions[i]), cache));
+    video_out[i] = c.video;
+    start_out[i] = c.start;
   }
 }
 

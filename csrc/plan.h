@@ -114,7 +114,9 @@ struct Clip {
 //
 // Sharding: consumer r of `world` takes epoch positions r, r + world, r + 2*world, ...: floor(N/world)
 // of them with drop_last (the tail N mod world dropped), or ceil(N/world) with pad, where positions past
-// the end wrap to the start of the epoch sequence (position p reads p mod N).
+// the end wrap to the start of the epoch sequence (position p reads p mod N). With an `offset` the shares
+// start there instead (positions offset + r, offset + r + world, ... over the remaining N - offset): a run
+// resumed on another number of consumers continues after the positions already read.
 //
 // Every method is const and touches no shared mutable state: callers may plan from many threads at once.
 class ClipPlanner {
@@ -133,8 +135,8 @@ class ClipPlanner {
   uint64_t seed() const { return seed_; }
   ClipOrder order() const { return order_; }
 
-  // The number of clips each consumer gets in one epoch.
-  int64_t per_consumer(int64_t world, bool drop_last) const;
+  // The number of clips each consumer gets in one epoch (of its positions from `offset` on).
+  int64_t per_consumer(int64_t world, bool drop_last, int64_t offset = 0) const;
 
   // The candidate at global epoch position `position` in [0, N).
   Clip candidate(int64_t epoch, int64_t position) const;
@@ -144,11 +146,14 @@ class ClipPlanner {
 
   // Throws std::invalid_argument / std::out_of_range unless plan() below would be valid.
   void check_plan_args(int64_t epoch, int64_t consumer, int64_t world, int64_t start, int64_t count,
-                       bool drop_last) const;
+                       bool drop_last, int64_t offset = 0) const;
 
   // Clips start .. start+count-1 of `consumer`'s share of `epoch` into video_out / start_out (count each).
   void plan(int64_t epoch, int64_t consumer, int64_t world, int64_t start, int64_t count, bool drop_last,
-            int64_t* video_out, int64_t* start_out) const;
+            int64_t* video_out, int64_t* start_out, int64_t offset = 0) const;
+
+  // The candidates at `count` arbitrary epoch positions (each in [0, N), else std::out_of_range).
+  void at(int64_t epoch, const int64_t* positions, int64_t count, int64_t* video_out, int64_t* start_out) const;
 
  private:
   struct Window {

@@ -64,26 +64,45 @@ holds the whole remainder). See babyfast.loader.plan.ClipPlan for the checked Py
       .def_property_readonly("seed", &ClipPlanner::seed)
       .def_property_readonly("order", [](const ClipPlanner& p) { return babyfast::clip_order_name(p.order()); })
       .def("per_consumer", &ClipPlanner::per_consumer, py::arg("world"), py::arg("drop_last") = true,
-           "Clips per consumer in one epoch: N // world with drop_last, ceil(N / world) with pad.")
+           py::arg("offset") = 0,
+           "Clips per consumer in one epoch, of the positions from `offset` on: (N - offset) // world with "
+           "drop_last, rounded up with pad.")
       .def(
           "plan",
           [](const ClipPlanner& p, int64_t epoch, int64_t consumer, int64_t world, int64_t start,
-             std::optional<int64_t> count, bool drop_last) {
-            const int64_t n = count ? *count : p.per_consumer(world, drop_last) - start;
-            p.check_plan_args(epoch, consumer, world, start, n, drop_last);  // before allocating
+             std::optional<int64_t> count, bool drop_last, int64_t offset) {
+            const int64_t n = count ? *count : p.per_consumer(world, drop_last, offset) - start;
+            p.check_plan_args(epoch, consumer, world, start, n, drop_last, offset);  // before allocating
             py::array_t<int64_t> videos(n), starts(n);
             int64_t* v = videos.mutable_data();
             int64_t* s = starts.mutable_data();
             {
               py::gil_scoped_release nogil;
-              p.plan(epoch, consumer, world, start, n, drop_last, v, s);
+              p.plan(epoch, consumer, world, start, n, drop_last, v, s, offset);
             }
             return py::make_tuple(videos, starts);
           },
           py::arg("epoch"), py::arg("consumer") = 0, py::arg("world") = 1, py::arg("start") = 0,
-          py::arg("count") = py::none(), py::arg("drop_last") = true,
+          py::arg("count") = py::none(), py::arg("drop_last") = true, py::arg("offset") = 0,
           "Clips start .. start+count-1 of `consumer`'s share of `epoch` as (video_index, start_frame) int64 "
-          "arrays; count defaults to the rest of the share.")
+          "arrays; count defaults to the rest of the share; shares begin at epoch position `offset`.")
+      .def(
+          "at",
+          [](const ClipPlanner& p, int64_t epoch, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& positions) {
+            if (positions.ndim() != 1) throw std::invalid_argument("positions must be 1-D");
+            const int64_t n = positions.shape(0);
+            py::array_t<int64_t> videos(n), starts(n);
+            const int64_t* pos = positions.data();
+            int64_t* v = videos.mutable_data();
+            int64_t* s = starts.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              p.at(epoch, pos, n, v, s);
+            }
+            return py::make_tuple(videos, starts);
+          },
+          py::arg("epoch"), py::arg("positions"),
+          "(video_index, start_frame) int64 arrays of the candidates at these epoch positions.")
       .def(
           "candidate",
           [](const ClipPlanner& p, int64_t epoch, int64_t position) {

@@ -132,3 +132,34 @@ TEST(planner_rejects_bad_arguments) {
   CHECK_THROWS(planner.plan(-1, 0, 1, 0, 1, true, v, s));
   CHECK_THROWS(planner.candidate(0, 24));
 }
+
+TEST(resume_on_another_world_size_reads_the_rest_once) {
+  // 3 consumers read k clips each, then 2 consumers share the rest from offset 3k: every candidate once
+  const std::vector<int64_t> frames = {40, 64, 17, 100, 33};
+  ClipPlanner planner(frames.data(), nullptr, frames.size(), 8, 4, ClipOrder::kShuffle, 7, 1);
+  const int64_t n = planner.num_candidates(), k = 5;
+  std::multiset<std::pair<int64_t, int64_t>> got;
+  std::vector<int64_t> v(n), s(n);
+  for (int64_t r = 0; r < 3; ++r) {
+    planner.plan(2, r, 3, 0, k, true, v.data(), s.data());
+    for (int64_t i = 0; i < k; ++i) got.insert({v[i], s[i]});
+  }
+  const int64_t share = planner.per_consumer(2, true, 3 * k);
+  CHECK(share == (n - 3 * k) / 2);
+  for (int64_t r = 0; r < 2; ++r) {
+    planner.plan(2, r, 2, 0, share, true, v.data(), s.data(), 3 * k);
+    for (int64_t i = 0; i < share; ++i) got.insert({v[i], s[i]});
+  }
+  std::set<std::pair<int64_t, int64_t>> distinct(got.begin(), got.end());
+  CHECK(distinct.size() == got.size());
+  CHECK(static_cast<int64_t>(got.size()) == 3 * k + 2 * share);
+  // `at` agrees with the sharded plan at the same positions
+  std::vector<int64_t> positions = {3 * k + 1, 3 * k + 3, 3 * k + 5};
+  std::vector<int64_t> av(3), as(3);
+  planner.at(2, positions.data(), 3, av.data(), as.data());
+  planner.plan(2, 1, 2, 0, 3, true, v.data(), s.data(), 3 * k);
+  for (int i = 0; i < 3; ++i) CHECK(av[i] == v[i] && as[i] == s[i]);
+  int64_t bad = n;
+  CHECK_THROWS(planner.at(2, &bad, 1, av.data(), as.data()));
+  CHECK_THROWS(planner.per_consumer(2, true, n + 1));
+}
