@@ -84,10 +84,18 @@ def assign_ids(sources: list[Path], base: Path, existing: dict[str, dict[str, An
         vid = video_id(base, p)
         if here in by_source:  # the same file as before: keep its id (replaced when its content changed)
             vid = by_source[here]
+            if vid in taken:  # two names of one file (a link)
+                out.append(Assignment(p, vid, failed=f"the same file as {taken[vid]}"))
+                continue
             out.append(Assignment(p, vid, existing_sha=existing[vid].get("sha256")))
             taken[vid] = here
             continue
-        holder = taken.get(vid) or (existing[vid].get("source") or "an unnamed source" if vid in existing else None)
+        if vid in taken:
+            holder = taken[vid]
+        elif vid in existing:
+            holder = existing[vid].get("source") or "a recording of unknown source"
+        else:
+            holder = None
         if holder is None:
             out.append(Assignment(p, vid))
             taken[vid] = here
