@@ -39,8 +39,11 @@ class StoreLocked(fmt.StoreError):
 
 
 def describe(holder: dict[str, Any]) -> str:
+    """Who holds (or held) a lock, from what it wrote in the lock file."""
     if not holder:
         return "an ingest that has not said who it is yet"
+    if holder.get("unreadable"):
+        return "an ingest whose lock file cannot be read"
     return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, since {holder.get('since', '?')} "
             f"({holder.get('command', '?')})")
 

@@ -67,7 +67,10 @@ class VideoLayout:
         in fact, whatever its metadata claims."""
         prefix, suffix = self._key_prefix, self._key_suffix
         # "c/" + s + "/0/0/0" lists folder c for folders named s; "c." + s + ".0.0.0" lists files named so
-        folder, head = (Path(self.frames_dir, prefix), "") if prefix.endswith(os.sep) else (Path(self.frames_dir), prefix)
+        if prefix.endswith(os.sep):
+            folder, head = Path(self.frames_dir, prefix), ""
+        else:
+            folder, head = Path(self.frames_dir), prefix
         tail = "" if suffix.startswith(os.sep) else suffix
         try:
             names = os.listdir(folder)
@@ -135,8 +138,8 @@ def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> Vide
     _expect(grid.get("name") == "regular", path, "chunk_grid must be regular", grid.get("name"))
     shard_shape = _obj(grid.get("configuration"), path, "chunk_grid configuration").get("chunk_shape")
     codecs = _list(meta.get("codecs"), path, "codecs")
-    _expect(len(codecs) == 1 and isinstance(codecs[0], dict) and codecs[0].get("name") == "sharding_indexed", path,
-            "codecs must be exactly [sharding_indexed]", [_name(c) for c in codecs])
+    _expect(len(codecs) == 1 and isinstance(codecs[0], dict) and codecs[0].get("name") == "sharding_indexed",
+            path, "codecs must be exactly [sharding_indexed]", [_name(c) for c in codecs])
     conf = _obj(codecs[0].get("configuration"), path, "sharding configuration")
     inner_shape = conf.get("chunk_shape")
     _expect(isinstance(shard_shape, list) and len(shard_shape) == 4 and list(shard_shape[1:]) == [h, w, 3],
