@@ -21,10 +21,12 @@ def scene(i: int, h: int, w: int) -> np.ndarray:
 
 def make_video(path: Path, frames: int = 40, w: int = 160, h: int = 120, rate: int = 30, codec: str = "libx264",
                pts_ms: list[int] | None = None, rotation: int | None = None, audio: bool = False,
-               crf: int = 8, images: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """Write a real recording; returns the frames as given to the encoder (coded orientation)."""
+               crf: int = 8, images: list[np.ndarray] | None = None,
+               container_options: dict[str, str] | None = None) -> list[np.ndarray]:
+    """Write a real recording; returns the frames as given to the encoder (coded orientation).
+    container_options: muxer options, e.g. {"movflags": "faststart"} (mp4 index first)."""
     images = images if images is not None else [scene(i, h, w) for i in range(frames)]
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options=container_options or {}) as c:
         s = c.add_stream(codec, rate=rate)
         s.width, s.height = images[0].shape[1], images[0].shape[0]
         s.pix_fmt = "yuv420p"

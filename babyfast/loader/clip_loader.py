@@ -97,7 +97,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
                              f"one batch of {batch_size}; lower batch_size or use drop_last=False")
         self.epoch = 0
         self.batches_done = 0
-        self.skipped: list[tuple[str, int, str]] = []
+        # videos the source left out for damaged index rows are skipped before the first batch
+        self.skipped: list[tuple[str, int, str]] = list(getattr(self.source, "excluded", []))
+        if self.skipped and on_error == "raise":
+            raise ValueError(f"video {self.skipped[0][0]!r}: {self.skipped[0][2]}")
         self._times = dict.fromkeys(_STAGES, 0.0)
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()

@@ -61,6 +61,13 @@ class StoreSource:
         self.ids = [str(v) for v in self.index["id"]]
         self.frames_per_video = self.index["frames"].astype(np.int64)
         self.ages = self.index["age_days"].astype(np.float64)
+        # index rows that cannot be true give the planner no clips (a claim of 10**15 frames would be
+        # nearly every clip of the epoch, and all of them missing)
+        self.excluded: list[tuple[str, int, str]] = []
+        for i, what in fmt.index_problems(self.index, self.info.gop).items():
+            self.frames_per_video[i] = 0
+            self.excluded.append((self.ids[i], -1, what))
+            log.warning("%s: video %r left out: %s", self.path, self.ids[i], what)
         self.threads = threads
         self.device = str(device)
         self.max_chunks = max_chunks
@@ -74,7 +81,7 @@ class StoreSource:
         self._pool: ThreadPoolExecutor | None = None
         self._pid = os.getpid()
         self._meta: dict[int, VideoMeta] = {}
-        self._attrs: dict[int, dict[str, Any]] = {}
+        self._videos: dict[int, Any] = {}  # StoredVideo, or what is wrong with its metadata
 
     def __getstate__(self) -> dict[str, Any]:
         # C++ readers and thread pools stay in the process that made them; workers make their own
@@ -91,27 +98,36 @@ class StoreSource:
     def gop(self) -> int:
         return self.info.gop
 
-    def _attrs_of(self, v: int) -> dict[str, Any]:
-        if v not in self._attrs:
-            from babyfast.store import format as fmt
+    def _video(self, v: int) -> Any:
+        """Video v's checked metadata (a StoredVideo), or a str saying why the loader cannot use it."""
+        if v not in self._videos:
+            from babyfast.store.format import StoreError
+            from babyfast.store.validate import load_video
 
-            self._attrs[v] = fmt.video_attrs(self.path, self.ids[v])
-        return self._attrs[v]
+            if self._reader is None:
+                self._ensure()
+            try:
+                self._videos[v] = load_video(self._reader, self.info, self.ids[v],
+                                             indexed_frames=int(self.frames_per_video[v]))
+            except StoreError as e:
+                self._videos[v] = str(e)
+            except Exception as e:  # noqa: BLE001  (damaged metadata of one video must not stop the loader)
+                self._videos[v] = f"unreadable metadata ({type(e).__name__}: {e})"
+        return self._videos[v]
+
+    def _attrs_of(self, v: int) -> dict[str, Any]:
+        return self._video(v).attrs
 
     def meta(self, v: int) -> VideoMeta:
         if v not in self._meta:
-            import zarr
-
-            attrs = self._attrs_of(v)
-            group = zarr.open_group(str(self.path / "videos" / self.ids[v]), mode="r")
-            utts = None
-            if "utterances" in group:
-                u = group["utterances"]
-                utts = list(zip(u["start"][:].tolist(), u["end"][:].tolist(), [str(t) for t in u["text"][:]]))
+            video = self._video(v)
+            if isinstance(video, str):
+                raise ValueError(f"{self.path}: video {self.ids[v]!r}: {video}")
+            attrs = video.attrs
             self._meta[v] = VideoMeta(
                 id=self.ids[v], subject=attrs.get("subject") or "", fps=float(attrs["fps"]),
                 age_days=float("nan") if attrs.get("age_days") is None else float(attrs["age_days"]),
-                timestamps=np.asarray(group["timestamps"][:]), utterances=utts or [])
+                timestamps=video.timestamps, utterances=video.utterances)
         return self._meta[v]
 
     def _ensure(self) -> None:
@@ -183,12 +199,11 @@ class StoreSource:
         needed = sorted({(v, int(c)) for v, idx in requests for c in np.unique(idx // g)})
         errors: dict[tuple[int, int], ChunkError] = {}
         for v in sorted({v for v, _ in needed}):
-            try:  # a video whose array metadata is broken fails its clips, not the run
-                n = self._reader.num_chunks(self.ids[v])
-            except Exception as e:  # noqa: BLE001
-                errors.update({k: ChunkError(self.ids[v], k[1], f"unreadable array metadata: {e}")
-                               for k in needed if k[0] == v})
+            video = self._video(v)
+            if isinstance(video, str):  # a video whose metadata is damaged fails its clips, not the run
+                errors.update({k: ChunkError(self.ids[v], k[1], video) for k in needed if k[0] == v})
                 continue
+            n = video.layout.num_chunks
             errors.update({k: ChunkError(self.ids[v], k[1], f"past the array's {n} chunks (stale index?)")
                            for k in needed if k[0] == v and k[1] >= n})
         needed = [k for k in needed if k not in errors]
@@ -280,6 +295,7 @@ class VideoFileSource:
         if size is None and len(set(shapes)) > 1:
             raise ValueError(f"from_videos: frame sizes differ ({sorted(set(shapes))}); pass size= to resize")
         self.ids = [p.stem for p in self.paths]
+        self.excluded: list[tuple[str, int, str]] = []
         self.frames_per_video = np.array(counts, dtype=np.int64)
         self.ages = np.full(len(self.paths), np.nan)
         self.fps = fps

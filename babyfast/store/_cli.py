@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -12,6 +13,25 @@ def _size(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be a whole number of pixels, got {text!r}") from None
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _part(text: str) -> tuple[int, int]:
+    from babyfast.store.ids import parse_part
+
+    try:
+        return parse_part(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transcripts", default=None, help="CSV video,start,end,text (default SRC/utterances.csv)")
     p.add_argument("--ages", default=None, help="CSV video,subject,age_days (default SRC/ages.csv)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--max-gap", type=_seconds, default=10.0,
+                   help="seconds between two source frames beyond which the jump is skipped, not filled (default 10)")
+    p.add_argument("--part", type=_part, default=None, metavar="K/N",
+                   help="only share K of N of the recordings under SRC (the same share on every machine), for N "
+                        "runs that each write their own store")
+    p.add_argument("--wait", action="store_true",
+                   help="when another ingest is writing STORE, wait for it to finish instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_ingest)
 
@@ -56,12 +83,16 @@ def _ingest(args: argparse.Namespace) -> int:
         result = ingest(args.src, args.store, fps=args.fps, size=args.size, gop=args.gop, codec=args.codec,
                         quality=args.quality, crop=not args.no_crop, shard_chunks=args.shard_chunks,
                         workers=args.workers, transcripts=args.transcripts, ages=args.ages,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, max_gap=args.max_gap, part=args.part,
+                        wait=math.inf if args.wait else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"babyfast ingest: error: {e}", file=sys.stderr)
         return 2
-    print(f"ingested {len(result.ingested)} video(s), {result.frames} frames in {result.seconds:.1f} s; "
+    replaced = f" ({len(result.replaced)} replacing an older version from the same path)" if result.replaced else ""
+    print(f"ingested {len(result.ingested)} video(s){replaced}, {result.frames} frames in {result.seconds:.1f} s; "
           f"skipped {len(result.skipped)} already complete")
+    for file, vid, holder in result.renamed:
+        print(f"  [renamed] {file}: stored as {vid!r}; its own id holds another recording ({holder})")
     if result.problems:
         print(f"{len(result.problems)} problem(s) (also in {args.store}/ingest_log.jsonl):")
         for p in result.problems:

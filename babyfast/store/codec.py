@@ -18,6 +18,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
+from .format import CODECS
 from .source import to_rgb
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ CODEC_NAME = "babyfast.gop"
 # codec -> (PyAV encoder, default quality, how quality maps onto encoder options)
 VIDEO_CODECS = ("h264", "hevc", "av1", "vp9")
 IMAGE_CODECS = ("jpeg",)
-CODECS = VIDEO_CODECS + IMAGE_CODECS + ("raw",)
+assert CODECS == VIDEO_CODECS + IMAGE_CODECS + ("raw",), "format.CODECS and the codecs implemented here differ"
 DEFAULT_QUALITY = {"h264": 18, "hevc": 20, "av1": 28, "vp9": 24, "jpeg": 2, "raw": 3}
 DEFAULT_PRESET = {"h264": "veryfast", "hevc": "ultrafast", "av1": "10", "vp9": "6", "jpeg": "", "raw": ""}
 

@@ -12,19 +12,26 @@ Layout (a zarr v3 group, readable by plain zarr-python):
     index/{id,frames,chunks,subject,age_days,hours}   one row per video, so planning never walks the tree
     ingest_log.jsonl               one JSON line per ingest event (failures with file and reason)
     .partial/                      videos being written; never visible under videos/ until complete
+    .lock                          held (flock) by the one ingest writing the store; says who and since when
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from babyfast.store import limits
+from babyfast.synth.atomic import temp_target, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +41,39 @@ VIDEOS = "videos"
 INDEX = "index"
 PARTIAL = ".partial"
 LOG_FILE = "ingest_log.jsonl"
+LOCK_FILE = ".lock"
 INDEX_COLUMNS = ("id", "frames", "chunks", "subject", "age_days", "hours")
+# The chunk codecs of format 1; babyfast.store.codec implements them (and imports this list, so that
+# validating a store's root needs neither zarr nor PyAV).
+CODECS = ("h264", "hevc", "av1", "vp9", "jpeg", "raw")
 
 
 class StoreError(ValueError):
     """A store that is missing, malformed, or of a format this version cannot read."""
+
+
+class StoreWriteError(StoreError):
+    """A write into the store failed (a full disk, a read-only store, permissions): which path, what was
+    being done, and the operating system's reason."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str, cause: str) -> None:
+        self.path, self.what, self.cause = Path(path), what, cause
+        super().__init__(f"{path}: cannot {what}: {cause}")
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Turn an OSError of the writes inside into a StoreWriteError naming `path`, `what` and the cause.
+    Nested, the outermost says what was being done and the innermost why it failed."""
+    try:
+        yield
+    except StoreWriteError as e:
+        raise StoreWriteError(path, what, e.cause) from e
+    except OSError as e:
+        cause = e.strerror or str(e)
+        if e.filename and os.fspath(e.filename) != os.fspath(path):
+            cause += f" ({os.fspath(e.filename)})"
+        raise StoreWriteError(path, what, cause) from e
 
 
 @dataclass(frozen=True)
@@ -56,16 +91,46 @@ class StoreInfo:
     attrs: dict[str, Any]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A metadata file of the store as a JSON object; StoreError naming the file for anything else."""
     try:
         with open(path, "rb") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.MAX_METADATA_BYTES:
+                raise StoreError(f"{path}: {size} bytes, more than the {limits.MAX_METADATA_BYTES} a metadata "
+                                 f"file may hold")
+            meta = json.loads(f.read())
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read: {e.strerror or e}") from e
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
         raise StoreError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: expected a JSON object, got a JSON {type(meta).__name__}")
+    return meta
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else int(v)
+def bounded_int(value: Any, lo: int, hi: int, what: str) -> int:
+    """`value` as an int in [lo, hi]; ValueError saying `what` and the value otherwise (no bool, no 2.5)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{what} must be a whole number, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{what} must be in [{lo}, {hi}], got {value}")
+    return int(value)
+
+
+def _opt_side(v: Any, what: str) -> int | None:
+    return None if v is None else bounded_int(v, 1, limits.MAX_SIDE, what)
+
+
+def _positive(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{what} must be a positive number, got {v!r}")
+    return float(v)
 
 
 def store_info(path: str | os.PathLike[str]) -> StoreInfo:
@@ -76,7 +141,7 @@ def store_info(path: str | os.PathLike[str]) -> StoreInfo:
         raise StoreError(f"{root}: no such store")
     if not meta_path.is_file():
         raise StoreError(f"{root}: not a zarr v3 store (no zarr.json)")
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path)
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "group":
         raise StoreError(f"{meta_path}: expected a zarr v3 group, got zarr_format={meta.get('zarr_format')!r} "
                          f"node_type={meta.get('node_type')!r}")
@@ -88,12 +153,21 @@ def store_info(path: str | os.PathLike[str]) -> StoreInfo:
         raise StoreError(f"{root}: store format {version!r} is not supported by this babyfast "
                          f"(reads format {FORMAT_VERSION})")
     try:
-        return StoreInfo(path=root, format=version, height=_opt_int(attrs["height"]),
-                         width=_opt_int(attrs["width"]),
-                         fps=float(attrs["fps"]), gop=int(attrs["gop"]), codec=str(attrs["codec"]),
-                         shard_chunks=int(attrs["shard_chunks"]), attrs=attrs)
+        if attrs["codec"] not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {attrs['codec']!r}")
+        height, width = _opt_side(attrs["height"], "height"), _opt_side(attrs["width"], "width")
+        if (height is None) != (width is None):
+            raise ValueError(f"height and width are both set or both null, got {height!r} and {width!r}")
+        gop = bounded_int(attrs["gop"], 1, limits.MAX_GOP, "gop")
+        if attrs["codec"] == "jpeg" and gop != 1:
+            raise ValueError(f"codec 'jpeg' stores one frame per chunk: gop must be 1, got {gop}")
+        return StoreInfo(path=root, format=version, height=height, width=width,
+                         fps=_positive(attrs["fps"], "fps"), gop=gop, codec=attrs["codec"],
+                         shard_chunks=bounded_int(attrs["shard_chunks"], 1, limits.MAX_SHARD_CHUNKS, "shard_chunks"),
+                         attrs=attrs)
     except (KeyError, TypeError, ValueError) as e:
-        raise StoreError(f"{meta_path}: malformed '{ROOT_KEY}' attribute ({e!r}): {attrs}") from e
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise StoreError(f"{meta_path}: malformed '{ROOT_KEY}' attribute ({what}): {attrs}") from e
 
 
 def open_store(path: str | os.PathLike[str], mode: str = "r"):
@@ -109,8 +183,6 @@ def open_store(path: str | os.PathLike[str], mode: str = "r"):
 def create_store(path: str | os.PathLike[str], *, height: int | None, width: int | None, fps: float, gop: int, codec: str,
                  quality: int, shard_chunks: int, created: dict[str, Any]) -> StoreInfo:
     """Create an empty store, or check that an existing one has the same frame geometry and codec."""
-    import zarr
-
     root = Path(path)
     wanted = {"format": FORMAT_VERSION, "height": height, "width": width, "fps": fps, "gop": gop,
               "codec": codec, "quality": quality, "shard_chunks": shard_chunks}
@@ -121,11 +193,28 @@ def create_store(path: str | os.PathLike[str], *, height: int | None, width: int
             diff = {k: (have[k], wanted[k]) for k in wanted if have[k] != wanted[k]}
             raise StoreError(f"{root}: existing store was made with other settings (have, asked): {diff}")
         return info
-    if root.exists() and any(root.iterdir()):
-        raise StoreError(f"{root}: exists, is not empty and is not a babyfast store; refusing to write into it")
-    group = zarr.open_group(str(root), mode="w")
-    group.attrs[ROOT_KEY] = {**wanted, "created": created}
+    check_new_store(root)
+    # the root metadata in one atomic write: a store is never seen (nor left by a crash) without its attributes
+    meta = {"zarr_format": 3, "node_type": "group", "attributes": {ROOT_KEY: {**wanted, "created": created}}}
+    with writing(root, "create the store"):
+        root.mkdir(parents=True, exist_ok=True)
+        write_bytes(root / "zarr.json", json.dumps(meta, indent=2).encode())
     return store_info(root)
+
+
+def check_new_store(path: str | os.PathLike[str]) -> None:
+    """Refuse a folder that holds files and is not a babyfast store: besides the lock file, a folder that
+    another ingest is making a store of holds at most the temporary name of its zarr.json."""
+    root = Path(path)
+    if (root / "zarr.json").exists():
+        store_info(root)
+        return
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise StoreError(f"{root}: exists and is not a folder; refusing to write a store there")
+    if any(p.name != LOCK_FILE and temp_target(p.name) != "zarr.json" for p in root.iterdir()):
+        raise StoreError(f"{root}: exists, is not empty and is not a babyfast store; refusing to write into it")
 
 
 def video_ids(path: str | os.PathLike[str]) -> list[str]:
@@ -137,16 +226,23 @@ def video_ids(path: str | os.PathLike[str]) -> list[str]:
 
 
 def video_attrs(path: str | os.PathLike[str], video_id: str) -> dict[str, Any]:
+    """A video's group attributes; KeyError if there is no such video, StoreError if they are unreadable."""
     meta = Path(path) / VIDEOS / video_id / "zarr.json"
     if not meta.is_file():
         raise KeyError(f"{path}: no video {video_id!r}")
-    return _read_json(meta).get("attributes") or {}
+    attrs = read_json(meta).get("attributes")
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, dict):
+        raise StoreError(f"{meta}: 'attributes' must be a JSON object, got {type(attrs).__name__}")
+    return attrs
 
 
 def partial_dir(path: str | os.PathLike[str], name: str) -> Path:
     """A fresh private folder under `.partial/` where a node is built before it is renamed into place."""
     d = Path(path) / PARTIAL / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    d.parent.mkdir(parents=True, exist_ok=True)
+    with writing(path, "make a folder for a partial write"):
+        d.parent.mkdir(parents=True, exist_ok=True)
     return d
 
 
@@ -179,42 +275,46 @@ def publish(path: str | os.PathLike[str], built: Path, dest: str) -> None:
     """
     root = Path(path)
     target = root / dest
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _fsync_tree(built)
-    old_root = None
-    if target.exists():
-        old_root = partial_dir(root, "~old")  # "~" cannot start a video id
-        aside = old_root / dest
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(target, aside)
-        try:
+    with writing(target, "publish"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_tree(built)
+        old_root = None
+        if target.exists():
+            old_root = partial_dir(root, "~old")  # "~" cannot start a video id
+            aside = old_root / dest
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(target, aside)
+            try:
+                os.rename(built, target)
+            except OSError:
+                os.rename(aside, target)
+                raise
+        else:
             os.rename(built, target)
-        except OSError:
-            os.rename(aside, target)
-            raise
-    else:
-        os.rename(built, target)
-    _fsync_dir(target.parent)
+        _fsync_dir(target.parent)
     if old_root is not None:
         shutil.rmtree(old_root, ignore_errors=True)
 
 
 def clear_partials(path: str | os.PathLike[str]) -> list[str]:
-    """Clean up after interrupted writes (only called by the single writer, before it starts): half-built
-    nodes are removed; a node moved aside by `publish` whose replacement never arrived is moved back."""
+    """Clean up after interrupted writes: half-built nodes are removed; a node moved aside by `publish`
+    whose replacement never arrived is moved back. Only the holder of the store's lock (see
+    `babyfast.store.lock`) calls this, before its run writes anything: every partial there belongs to
+    a run that has ended, and its workers with it."""
     root = Path(path)
     pdir = root / PARTIAL
     if not pdir.is_dir():
         return []
     names = sorted(p.name for p in pdir.iterdir())
-    for entry in pdir.iterdir():
-        if entry.name.startswith("~old.") and entry.is_dir():
-            for aside in [*(entry / VIDEOS).glob("*"), entry / INDEX]:
-                dest = root / aside.relative_to(entry)
-                if aside.exists() and not dest.exists():
-                    log.warning("%s: restoring %s, moved aside by a replacement that did not finish", root, dest)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(aside, dest)
+    with writing(pdir, "clean up interrupted writes"):
+        for entry in pdir.iterdir():
+            if entry.name.startswith("~old.") and entry.is_dir():
+                for aside in [*(entry / VIDEOS).glob("*"), entry / INDEX]:
+                    dest = root / aside.relative_to(entry)
+                    if aside.exists() and not dest.exists():
+                        log.warning("%s: restoring %s, moved aside by a replacement that did not finish", root, dest)
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.rename(aside, dest)
     shutil.rmtree(pdir, ignore_errors=True)
     return names
 
@@ -238,14 +338,18 @@ def write_index(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Non
 
     rows = sorted(rows, key=lambda r: r["id"])
     built = partial_dir(path, INDEX)
-    group = zarr.open_group(str(built), mode="w")
-    group.attrs["videos"] = len(rows)
-    for name, values in index_columns(rows).items():
-        arr = group.create_array(name, shape=values.shape, dtype=values.dtype if name not in ("id", "subject")
-                                 else str, chunks=(max(1, len(values)),))
-        if len(values):
-            arr[:] = values
-    publish(path, built, INDEX)
+    try:
+        with writing(Path(path) / INDEX, "write the index"):
+            group = zarr.open_group(str(built), mode="w")
+            group.attrs["videos"] = len(rows)
+            for name, values in index_columns(rows).items():
+                arr = group.create_array(name, shape=values.shape, dtype=values.dtype if name not in ("id", "subject")
+                                         else str, chunks=(max(1, len(values)),))
+                if len(values):
+                    arr[:] = values
+            publish(path, built, INDEX)
+    finally:
+        shutil.rmtree(built, ignore_errors=True)
 
 
 def index_row(video_id: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -263,13 +367,50 @@ def read_index(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         ids = video_ids(info.path)
         if ids:
             log.warning("%s: index missing; reading %d video headers instead", info.path, len(ids))
-        return index_columns([index_row(v, video_attrs(info.path, v)) for v in ids])
-    group = zarr.open_group(str(idir), mode="r")
-    out = {name: np.asarray(group[name][:]) for name in INDEX_COLUMNS}
-    n = {name: len(v) for name, v in out.items()}
+        rows = []
+        for v in ids:
+            try:
+                rows.append(index_row(v, video_attrs(info.path, v)))
+            except (KeyError, TypeError, ValueError) as e:  # StoreError included
+                raise StoreError(f"{info.path}: index missing, and video {v!r} has unreadable attributes ({e}); "
+                                 f"run babyfast check") from e
+        return index_columns(rows)
+    # the lengths come from the columns' metadata, checked before zarr allocates anything for them
+    n = {}
+    for name in INDEX_COLUMNS:
+        meta_path = idir / name / "zarr.json"
+        try:
+            shape = read_json(meta_path).get("shape")
+        except FileNotFoundError:
+            raise StoreError(f"{idir}: index column {name!r} is missing (no {meta_path})") from None
+        if not (isinstance(shape, list) and len(shape) == 1):
+            raise StoreError(f"{meta_path}: an index column has shape [videos], got {shape!r}")
+        try:
+            n[name] = bounded_int(shape[0], 0, limits.MAX_VIDEOS, "the number of indexed videos")
+        except ValueError as e:
+            raise StoreError(f"{meta_path}: {e}") from e
     if len(set(n.values())) != 1:
         raise StoreError(f"{idir}: index columns differ in length: {n}")
+    try:
+        group = zarr.open_group(str(idir), mode="r")
+        out = {name: np.asarray(group[name][:]) for name in INDEX_COLUMNS}
+    except Exception as e:  # noqa: BLE001  (zarr's errors about a damaged array are of many kinds)
+        raise StoreError(f"{idir}: unreadable index ({type(e).__name__}: {e}); run babyfast check") from e
+    for name in ("frames", "chunks"):
+        if out[name].shape != (n[name],) or not np.issubdtype(out[name].dtype, np.integer):
+            raise StoreError(f"{idir}: index column {name!r} must hold {n[name]} integers, got "
+                             f"{out[name].dtype} {out[name].shape}")
     return out
+
+
+def index_problems(index: dict[str, np.ndarray], gop: int) -> dict[int, str]:
+    """Rows of the index whose frame or chunk counts cannot be true: row -> what is wrong."""
+    frames, chunks = index["frames"].astype(np.int64), index["chunks"].astype(np.int64)
+    bad = {}
+    for i in np.flatnonzero((frames < 0) | (frames > limits.MAX_FRAMES) | (chunks != -(-frames // gop))):
+        bad[int(i)] = (f"the index says {int(frames[i])} frames in {int(chunks[i])} chunks of {gop} (at most "
+                       f"{limits.MAX_FRAMES} frames, in ceil(frames / gop) chunks)")
+    return bad
 
 
 def append_log(path: str | os.PathLike[str], events: list[dict[str, Any]]) -> None:
@@ -277,15 +418,27 @@ def append_log(path: str | os.PathLike[str], events: list[dict[str, Any]]) -> No
     if not events:
         return
     log_path = Path(path) / LOG_FILE
-    old = log_path.read_bytes() if log_path.exists() else b""
     new = b"".join(json.dumps(e, sort_keys=True).encode() + b"\n" for e in events)
-    tmp = log_path.with_name(f".{LOG_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(old + new)
-    os.replace(tmp, log_path)
+    with writing(log_path, "write the ingest log"):
+        old = log_path.read_bytes() if log_path.exists() else b""
+        write_bytes(log_path, old + new)
 
 
 def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The ingest log's events; a damaged line is skipped with a warning."""
     log_path = Path(path) / LOG_FILE
     if not log_path.exists():
         return []
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    events = []
+    for i, line in enumerate(log_path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if isinstance(event, dict):
+            events.append(event)
+        else:
+            log.warning("%s: line %d is not a JSON object; skipped", log_path, i)
+    return events

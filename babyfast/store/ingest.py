@@ -1,14 +1,17 @@
 """`babyfast ingest SRC STORE`: recordings -> a GOP-chunked zarr v3 store, resumable and idempotent.
 
-Each video is written under `.partial/` by a worker process and renamed into `videos/<id>` only when
-complete, so a crash or a kill never leaves a half-written video visible, and the next run redoes it.
-A video whose id is already complete with the same sha256 is skipped. Bad input (empty, truncated,
-not a video, audio only, undecodable frames) never stops the run: each problem is listed at the end and
-kept in the store's ingest log, and the exit code says whether any file failed.
+One ingest writes a store at a time: it holds the store's lock (`babyfast.store.lock`) for its whole run,
+and a second one waits for it (`wait=`) or is refused, told who holds it. Each video is written under
+`.partial/` by a worker process, checked to hold every chunk, and renamed into `videos/<id>` only then,
+so a crash or a kill never leaves a half-written video visible, and the next run redoes it. Workers die
+with the run that started them. A video already complete with the same sha256 is skipped; which id a
+recording gets, and when a stored video may be replaced, is `babyfast.store.ids`'s rule. Bad input
+(empty, truncated, not a video, audio only, undecodable frames, hostile headers and timestamps, bad CSV
+rows) never stops the run: each problem is listed at the end and kept in the store's ingest log, and the
+exit code says whether any file had one.
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import logging
 import math
@@ -16,24 +19,29 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from babyfast.store import format as fmt
+from babyfast.store import limits
+from babyfast.store import sidecars
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
+from babyfast.store.ids import assign_ids, in_part, parse_part, video_id
+from babyfast.store.lock import StoreLock
+from babyfast.store.parent_death import die_with_parent
 from babyfast.store.source import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
                                    sha256_file, stream_duration)
 
 log = logging.getLogger(__name__)
 
-_ID_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+__all__ = ["IngestOptions", "IngestResult", "Problem", "find_sources", "ingest", "video_id"]
 
 
 @dataclass
@@ -46,33 +54,43 @@ class IngestOptions:
     crop: bool = True
     shard_chunks: int = 32
     workers: int = 1
+    max_gap: float = limits.DEFAULT_MAX_GAP
 
     def validate(self) -> None:
         if self.codec not in CODECS:
             raise ValueError(f"codec {self.codec!r} is not one of {', '.join(CODECS)}")
         if not (self.fps > 0 and math.isfinite(self.fps)):
             raise ValueError(f"fps must be a positive number, got {self.fps!r}")
-        if self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+        if not 16 <= self.size <= limits.MAX_SIDE:
+            raise ValueError(f"size must be in [16, {limits.MAX_SIDE}] pixels, got {self.size}")
         if self.codec == "jpeg" and self.gop != 1:
             raise ValueError(f"codec 'jpeg' stores one frame per chunk: gop must be 1, got {self.gop}")
-        if self.gop < 1 or self.shard_chunks < 1 or self.workers < 1:
-            raise ValueError(f"gop, shard_chunks and workers must be >= 1, got {self.gop}, "
-                             f"{self.shard_chunks}, {self.workers}")
+        if not (1 <= self.gop <= limits.MAX_GOP and 1 <= self.shard_chunks <= limits.MAX_SHARD_CHUNKS
+                and self.gop * self.shard_chunks <= limits.MAX_SHARD_FRAMES and self.workers >= 1):
+            raise ValueError(f"gop (1..{limits.MAX_GOP}), shard_chunks (1..{limits.MAX_SHARD_CHUNKS}, at most "
+                             f"{limits.MAX_SHARD_FRAMES} frames a shard) and workers (>= 1) are out of range: "
+                             f"{self.gop}, {self.shard_chunks}, {self.workers}")
+        if not self.max_gap > 0:
+            raise ValueError(f"max_gap must be a positive number of seconds, got {self.max_gap!r}")
 
 
 @dataclass
 class Problem:
     file: str
     reason: str
-    kind: str = "failed"  # failed: nothing written for this file; damaged: written, with frames missing
+    # failed: nothing written for this file; damaged: written, with frames missing or timestamps skipped;
+    # truncated: written, the decodable part of a file shorter than its container declares;
+    # csv: a row or file of a transcript or ages CSV; store: a write into the store itself failed
+    kind: str = "failed"
 
 
 @dataclass
 class IngestResult:
     store: Path
     ingested: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # ingested over an older version from the same path
     skipped: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str, str]] = field(default_factory=list)  # (file, id given, source holding its id)
     problems: list[Problem] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
@@ -82,12 +100,6 @@ class IngestResult:
         return not self.problems
 
 
-def video_id(src_root: Path, path: Path) -> str:
-    """A store id for a recording: its path below SRC without extension, '/' -> '__', safe characters."""
-    rel = path.relative_to(src_root).with_suffix("")
-    return "__".join(_ID_BAD.sub("_", part) for part in rel.parts)
-
-
 def find_sources(src: Path) -> list[Path]:
     if src.is_file():
         return [src]
@@ -95,122 +107,64 @@ def find_sources(src: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> tuple[list[dict[str, str]], list[Problem]]:
-    problems: list[Problem] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; header is {header}; "
-                                 f"expected {','.join(columns)}")
-            rows = []
-            for lineno, row in enumerate(reader, start=2):
-                row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-                if not any(row.values()):
-                    continue
-                if any(row.get(c, "") == "" for c in columns if c != "text"):
-                    problems.append(Problem(str(path), f"line {lineno}: empty field in {row}", "csv"))
-                    continue
-                row["_line"] = str(lineno)
-                rows.append(row)
-            return rows, problems
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
-
-
-def _match_ids(rows: list[dict[str, str]], ids: dict[str, set[str]], path: Path) -> tuple[dict[str, list], list[Problem]]:
-    """Group CSV rows by store id; a row may name the id, the relative path or the file name. A name that
-    fits several recordings (day1.mp4 in two folders) is reported, never guessed."""
-    out: dict[str, list] = {}
-    problems = []
-    for row in rows:
-        key = row["video"]
-        found = ids.get(key) or ids.get(Path(key).with_suffix("").as_posix()) or set()
-        if len(found) != 1:
-            what = f"names unknown video {key!r}" if not found else \
-                f"{key!r} fits several recordings ({', '.join(sorted(found))}); name one by its path"
-            problems.append(Problem(str(path), f"line {row['_line']}: {what}", "csv"))
-            continue
-        out.setdefault(next(iter(found)), []).append(row)
-    return out, problems
-
-
-def load_sidecars(transcripts: Path | None, ages: Path | None, ids: dict[str, set[str]]):
-    """Utterances and ages per video id, and the problems found in the CSV files."""
-    utterances: dict[str, list[tuple[float, float, str]]] = {}
-    meta: dict[str, dict[str, Any]] = {}
-    problems: list[Problem] = []
-    if transcripts is not None:
-        rows, probs = _read_csv(transcripts, ("video", "start", "end", "text"))
-        problems += probs
-        grouped, probs = _match_ids(rows, ids, transcripts)
-        problems += probs
-        for vid, rs in grouped.items():
-            for r in rs:
-                try:
-                    start, end = float(r["start"]), float(r["end"])
-                    if not (0 <= start <= end):
-                        raise ValueError(f"start {start} and end {end} must satisfy 0 <= start <= end")
-                except ValueError as e:
-                    problems.append(Problem(str(transcripts), f"line {r['_line']}: {e}", "csv"))
-                    continue
-                utterances.setdefault(vid, []).append((start, end, r["text"]))
-    if ages is not None:
-        rows, probs = _read_csv(ages, ("video", "subject", "age_days"))
-        problems += probs
-        grouped, probs = _match_ids(rows, ids, ages)
-        problems += probs
-        for vid, rs in grouped.items():
-            if len(rs) > 1:
-                lines = ", ".join(x["_line"] for x in rs)
-                problems.append(Problem(str(ages), f"lines {lines}: several rows for video {vid!r}; "
-                                                   f"using the last", "csv"))
-            r = rs[-1]
-            try:
-                age = float(r["age_days"])
-                if not (age >= 0 and math.isfinite(age)):
-                    raise ValueError(f"age_days must be a non-negative number, got {r['age_days']!r}")
-            except ValueError as e:
-                problems.append(Problem(str(ages), f"line {r['_line']}: {e}", "csv"))
-                continue
-            meta[vid] = {"subject": r["subject"], "age_days": age}
-    return utterances, meta, problems
+def _source_notes(report: SourceReport, max_gap: float) -> list[tuple[str, str]]:
+    """What reading a source found wrong with it, as (problem kind, reason)."""
+    notes = []
+    if report.bad_packets:
+        where = ", ".join(f"{t:.2f}s" for t in sorted(report.bad_times)[:5])
+        notes.append(("damaged", f"{report.bad_packets} undecodable packet(s) (near {where}); held the previous frame"))
+    if report.gaps:
+        where = ", ".join(f"{g:.1f} s at {t:.2f} s" for t, g in report.gaps[:5])
+        more = f" and {len(report.gaps) - 5} more" if len(report.gaps) > 5 else ""
+        notes.append(("damaged", f"{len(report.gaps)} timestamp jump(s) longer than {max_gap:g} s ({where}{more}): "
+                                 f"skipped, not filled"))
+    declared, decoded = report.duration, report.decoded_duration
+    if declared is not None and decoded is not None and math.isfinite(declared) and declared > 0:
+        step = 1.0 / report.source_fps if report.source_fps else 0.0
+        if declared - decoded > max(0.5, 0.02 * declared, 2 * step):
+            notes.append(("truncated", f"the container declares {declared:.2f} s of video, {decoded:.2f} s decoded "
+                                       f"({report.source_frames} frames): the file is cut short; the decodable "
+                                       f"part is stored"))
+        elif decoded - declared > max(1.0, 0.1 * declared):
+            notes.append(("damaged", f"timestamps run {decoded:.2f} s, the container declares {declared:.2f} s"))
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------- worker
 
 def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
-    """Write one video to `.partial/`, then rename it into `videos/<id>`. Runs in a worker process."""
+    """Write one video to `.partial/`, check it, then rename it into `videos/<id>`. Runs in a worker process."""
     import zarr
     from zarr.codecs import Crc32cCodec
 
     from babyfast.store.codec import GopCodec
+    from babyfast.store.validate import verify_complete
 
     store, vid, src, opts = Path(job["store"]), job["id"], Path(job["source"]), job["options"]
     t_start = time.time()
     built = None
     try:
-        sha = sha256_file(src)
+        sha = job.get("sha") or sha256_file(src)
         if job.get("existing_sha") == sha:
             return {"id": vid, "status": "skipped"}
         report = SourceReport()
-        frames_iter = iter_frames(src, opts["fps"], opts["size"], opts["crop"], report)
+        frames_iter = iter_frames(src, opts["fps"], opts["size"], opts["crop"], report, max_gap=opts["max_gap"])
         built = fmt.partial_dir(store, vid)
         group = zarr.open_group(str(built), mode="w")
         g, s = opts["gop"], opts["shard_chunks"]
         block = g * s
         arr = None
         n = 0
-        buf: list[np.ndarray] = []
+        # one shard of frames at a time, in one buffer: a worker's memory is G * S frames, whatever the source
+        buf: np.ndarray | None = None
+        filled = 0
         times: list[float] = []
 
         def flush() -> None:
-            nonlocal arr, n
-            if not buf:
+            nonlocal arr, n, filled
+            if not filled:
                 return
-            data = np.stack(buf)
+            data = buf[:filled]
             if arr is None:
                 h, w = data.shape[1:3]
                 arr = group.create_array(
@@ -218,17 +172,20 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
                     serializer=GopCodec(codec=opts["codec"], quality=opts["quality"], fps=round(opts["fps"])),
                     compressors=[Crc32cCodec()], fill_value=0, config={"write_empty_chunks": True},
                 )
-            arr.resize((n + len(data), *data.shape[1:]))
-            arr[n:n + len(data)] = data
-            n += len(data)
+            arr.resize((n + filled, *data.shape[1:]))
+            arr[n:n + filled] = data
+            n += filled
             if progress is not None:
-                progress.put(len(data))
-            buf.clear()
+                progress.put(filled)
+            filled = 0
 
         for t, frame in frames_iter:
-            buf.append(frame)
+            if buf is None:
+                buf = np.empty((block, *frame.shape), dtype=np.uint8)
+            buf[filled] = frame
+            filled += 1
             times.append(t)
-            if len(buf) == block:
+            if filled == block:
                 flush()
         flush()
         group.create_array("timestamps", data=np.asarray(times, dtype=np.float64), chunks=(max(1, len(times)),))
@@ -248,16 +205,15 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             "age_days": (job.get("meta") or {}).get("age_days"), "start_time": times[0] if times else 0.0,
             "fps": opts["fps"], "frames": n, "chunks": -(-n // g), "gop": g, "height": h, "width": w,
             "codec": opts["codec"], "utterances": len(utts), "bad_packets": report.bad_packets,
+            "skipped_gaps": len(report.gaps),
             "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         group.attrs.update(attrs)
+        verify_complete(built / "frames", vid, n)
         fmt.publish(store, built, f"{fmt.VIDEOS}/{vid}")
-        out = {"id": vid, "status": "ingested", "attrs": attrs, "seconds": time.time() - t_start}
-        if report.bad_packets:
-            where = ", ".join(f"{t:.2f}s" for t in sorted(report.bad_times)[:5])
-            out["damaged"] = f"{report.bad_packets} undecodable packet(s) (near {where}); held the previous frame"
-        return out
-    except (SourceError, OSError) as e:
+        return {"id": vid, "status": "ingested", "attrs": attrs, "seconds": time.time() - t_start,
+                "replaced": job.get("existing_sha"), "notes": _source_notes(report, opts["max_gap"])}
+    except (SourceError, fmt.StoreError, OSError) as e:
         return {"id": vid, "status": "failed", "reason": str(e)}
     except Exception as e:  # noqa: BLE001  (bad input of any kind must not stop the run)
         log.debug("ingest of %s failed", src, exc_info=True)
@@ -274,16 +230,30 @@ def _estimate_frames(path: Path, fps: float) -> int:
         return 0
     with container:
         seconds = stream_duration(container, stream)
-    return int(seconds * fps) if seconds else 0
+    return int(seconds * fps) if seconds and math.isfinite(seconds) else 0
 
 
 # ---------------------------------------------------------------------------------------------- driver
 
+def _sidecar_path(given: str | os.PathLike[str] | None, src_root: Path, default: str) -> Path | None:
+    if given:
+        return Path(given)
+    return src_root / default if (src_root / default).is_file() else None
+
+
 def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: float = 10.0, size: int = 256,
            gop: int = 16, codec: str = "h264", quality: int | None = None, crop: bool = True,
            shard_chunks: int = 32, workers: int = 1, transcripts: str | os.PathLike[str] | None = None,
-           ages: str | os.PathLike[str] | None = None, progress: bool = True) -> IngestResult:
+           ages: str | os.PathLike[str] | None = None, progress: bool = True,
+           max_gap: float = limits.DEFAULT_MAX_GAP, part: str | tuple[int, int] | None = None,
+           wait: float | None = None) -> IngestResult:
     """Ingest every recording under `src` into the store at `store` (created if missing).
+
+    max_gap: seconds between two source frames beyond which the jump is skipped (and reported), not filled.
+    part: "K/N" (or (K, N)): only this run's deterministic share of the recordings under `src`, for N
+        runs writing N stores (see `babyfast.store.ids`).
+    wait: when another ingest holds the store: None refuses at once (StoreLocked, naming it), a number
+        of seconds waits up to that long, math.inf as long as it takes.
 
     Example:
         >>> from babyfast.store.ingest import ingest
@@ -291,54 +261,97 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
         >>> result.ok, len(result.ingested)  # doctest: +SKIP
     """
     opts = IngestOptions(fps=fps, size=size, gop=gop, codec=codec, quality=quality, crop=crop,
-                         shard_chunks=shard_chunks, workers=workers)
+                         shard_chunks=shard_chunks, workers=workers, max_gap=max_gap)
     opts.validate()
     quality = DEFAULT_QUALITY[codec] if quality is None else quality
+    share = None if part is None else parse_part(part if isinstance(part, str) else f"{part[0]}/{part[1]}")
     src_root = Path(src)
     if not src_root.exists():
         raise FileNotFoundError(f"{src_root}: no such file or folder")
     started = time.time()
-    sources = find_sources(src_root)
     base = src_root if src_root.is_dir() else src_root.parent
-    result = IngestResult(store=Path(store))
-    ids: dict[str, Path] = {}
-    for p in sources:
-        vid = video_id(base, p)
-        if vid in ids:
-            result.problems.append(Problem(str(p), f"same video id {vid!r} as {ids[vid]}; rename one"))
-            continue
-        ids[vid] = p
-    lookup: dict[str, set[str]] = {}
-    for vid, p in ids.items():
-        rel = p.relative_to(base)
-        for key in {vid, rel.as_posix(), rel.with_suffix("").as_posix(), p.name}:
-            lookup.setdefault(key, set()).add(vid)
-    transcripts = Path(transcripts) if transcripts else (src_root / "utterances.csv" if (src_root / "utterances.csv").is_file() else None)
-    ages = Path(ages) if ages else (src_root / "ages.csv" if (src_root / "ages.csv").is_file() else None)
-    utterances, meta, csv_problems = load_sidecars(transcripts, ages, lookup)
-    result.problems += csv_problems
+    everything = find_sources(src_root)
+    sources = [p for p in everything if share is None or in_part(p.relative_to(base), share)]
+    # the CSV files are read first: an error that makes a whole file unreadable stops the run before
+    # anything is written (a video ingested without its age would be skipped by the next run, for its sha256)
+    side_t = _sidecar_path(transcripts, src_root, "utterances.csv")
+    side_a = _sidecar_path(ages, src_root, "ages.csv")
+    read_t = sidecars.read_sidecar(side_t, sidecars.TRANSCRIPT_COLUMNS) if side_t else None
+    read_a = sidecars.read_sidecar(side_a, sidecars.AGES_COLUMNS) if side_a else None
+    fmt.check_new_store(store)
+    with StoreLock(store, wait=wait):
+        return _ingest_locked(src_root, base, everything, sources, Path(store), opts, quality, read_t, read_a,
+                              progress, started, share)
 
+
+def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: list[Path], store: Path,
+                   opts: IngestOptions, quality: int, read_t: sidecars.Sidecar | None,
+                   read_a: sidecars.Sidecar | None, progress: bool, started: float,
+                   share: tuple[int, int] | None) -> IngestResult:
+    result = IngestResult(store=store)
     created = {"by": "babyfast ingest", "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "host": platform.node(), "source": str(src_root.resolve())}
-    fmt.create_store(store, height=size if crop else None, width=size if crop else None, fps=fps, gop=gop,
-                     codec=codec, quality=quality, shard_chunks=shard_chunks, created=created)
+    fmt.create_store(store, height=opts.size if opts.crop else None, width=opts.size if opts.crop else None,
+                     fps=opts.fps, gop=opts.gop, codec=opts.codec, quality=quality, shard_chunks=opts.shard_chunks,
+                     created=created)
     leftovers = fmt.clear_partials(store)
     if leftovers:
         log.info("%s: removed %d interrupted partial write(s): %s", store, len(leftovers), ", ".join(leftovers))
-    existing = {v: fmt.video_attrs(store, v) for v in fmt.video_ids(store)}
+    existing: dict[str, dict[str, Any]] = {}
+    for v in fmt.video_ids(store):
+        try:
+            attrs = fmt.video_attrs(store, v)
+            fmt.index_row(v, attrs)
+        except (fmt.StoreError, KeyError, TypeError) as e:
+            # unusable as it is: not indexed, and a recording given its id replaces it
+            log.warning("%s: video %r has unreadable attributes (%s); run babyfast check", store, v, e)
+            continue
+        existing[v] = attrs
     rows = {v: fmt.index_row(v, a) for v, a in existing.items()}
-    existing_sha = {v: a.get("sha256") for v, a in existing.items()}
 
-    jobs = []
-    option_dict = {"fps": fps, "size": size, "gop": gop, "codec": codec, "quality": quality, "crop": crop,
-                   "shard_chunks": shard_chunks}
-    for vid, path in ids.items():
-        jobs.append({"store": str(Path(store).resolve()), "id": vid, "source": str(path), "options": option_dict,
-                     "existing_sha": existing_sha.get(vid), "utterances": utterances.get(vid),
-                     "meta": meta.get(vid)})
-    pending = [j for j in jobs if j["existing_sha"] is None]
-    total = sum(_estimate_frames(Path(j["source"]), fps) for j in pending) if progress else 0
+    assignments = assign_ids(sources, base, existing)
+    assigned = {a.path: a.id for a in assignments}
+    # CSV rows may name any recording under SRC; those of another part are left to it
+    lookup: dict[str, set[str]] = {}
+    elsewhere: set[str] = set()
+    for p in everything:
+        rel = p.relative_to(base)
+        vid = assigned.get(p)
+        if vid is None:
+            vid = f"(part of another run) {rel.as_posix()}"
+            elsewhere.add(vid)
+        for key in {vid, video_id(base, p), rel.as_posix(), rel.with_suffix("").as_posix(), p.name}:
+            lookup.setdefault(key, set()).add(vid)
+    utterances, meta = {}, {}
+    if read_t is not None:
+        utterances, probs = sidecars.transcripts(read_t, lookup, elsewhere)
+        result.problems += [Problem(str(read_t.path), why, "csv") for why in probs]
+    if read_a is not None:
+        meta, probs = sidecars.ages(read_a, lookup, elsewhere)
+        result.problems += [Problem(str(read_a.path), why, "csv") for why in probs]
+
     log_events: list[dict[str, Any]] = []
+    jobs = []
+    option_dict = {"fps": opts.fps, "size": opts.size, "gop": opts.gop, "codec": opts.codec, "quality": quality,
+                   "crop": opts.crop, "shard_chunks": opts.shard_chunks, "max_gap": opts.max_gap}
+    sources_of: dict[str, Path] = {}
+    for a in assignments:
+        if a.failed:
+            result.problems.append(Problem(str(a.path), a.failed))
+            continue
+        if a.skip:
+            result.skipped.append(a.id)
+            log.info("%s: %s; skipped", a.path, a.skip)
+            continue
+        if a.clash:
+            result.renamed.append((str(a.path), a.id, a.clash))
+            log_events.append({"event": "renamed", "file": str(a.path), "id": a.id, "clash": a.clash})
+        sources_of[a.id] = a.path
+        jobs.append({"store": str(store.resolve()), "id": a.id, "source": str(a.path), "options": option_dict,
+                     "existing_sha": a.existing_sha, "sha": a.sha, "utterances": utterances.get(a.id),
+                     "meta": meta.get(a.id)})
+    pending = [j for j in jobs if j["existing_sha"] is None]
+    total = sum(_estimate_frames(Path(j["source"]), opts.fps) for j in pending) if progress else 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -351,7 +364,7 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     def finish(out: dict[str, Any]) -> None:
         nonlocal done
         done += 1
-        src_path = ids[out["id"]]
+        src_path = sources_of[out["id"]]
         if out["status"] == "skipped":
             result.skipped.append(out["id"])
         elif out["status"] == "ingested":
@@ -359,37 +372,55 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
             result.frames += out["attrs"]["frames"]
             rows[out["id"]] = fmt.index_row(out["id"], out["attrs"])
             if time.time() - last_index[0] > 30:  # progress survives a kill; the run's end writes it anyway
-                fmt.write_index(store, list(rows.values()))
+                try:
+                    fmt.write_index(store, list(rows.values()))
+                except fmt.StoreWriteError as e:
+                    log.warning("%s", e)
                 last_index[0] = time.time()
-            log_events.append({"event": "ingested", "id": out["id"], "file": str(src_path),
-                               "frames": out["attrs"]["frames"], "seconds": round(out["seconds"], 3)})
-            if "damaged" in out:
-                result.problems.append(Problem(str(src_path), out["damaged"], "damaged"))
+            event = {"event": "ingested", "id": out["id"], "file": str(src_path),
+                     "frames": out["attrs"]["frames"], "seconds": round(out["seconds"], 3)}
+            if out.get("replaced"):
+                result.replaced.append(out["id"])
+                event.update(event="replaced", old_sha256=out["replaced"], sha256=out["attrs"]["sha256"])
+            log_events.append(event)
+            for kind, reason in out.get("notes", []):
+                result.problems.append(Problem(str(src_path), reason, kind))
         else:
             result.problems.append(Problem(str(src_path), out["reason"]))
         if bar is not None:
             bar.set_description(f"ingest {done}/{len(jobs)} videos")
 
     try:
-        if workers == 1:
+        if opts.workers == 1:
             for job in jobs:
-                q = _BarQueue(bar)
-                finish(_ingest_one(job, q))
+                finish(_ingest_one(job, _BarQueue(bar)))
         else:
-            with mp.get_context("spawn").Manager() as manager:
-                _run_all(jobs, workers, manager.Queue(), bar, finish)
+            ctx = mp.get_context("spawn")
+            manager = SyncManager(ctx=ctx)
+            manager.start(die_with_parent, (os.getpid(),))
+            with manager:
+                _run_all(jobs, opts.workers, ctx, manager.Queue(), bar, finish)
     finally:
         if bar is not None:
             bar.close()
-        # always: a run killed between publishing a video and indexing it left the index behind the tree
-        fmt.write_index(store, list(rows.values()))
+        # always, and each on its own: a run killed between publishing a video and indexing it left the
+        # index behind the tree; an index that cannot be written must not cost the log of what was done
+        try:
+            fmt.write_index(store, list(rows.values()))
+        except fmt.StoreWriteError as e:
+            result.problems.append(Problem(str(e.path), f"cannot {e.what}: {e.cause} (the next run writes it)",
+                                           "store"))
         for p in result.problems:
             log_events.append({"event": p.kind, "file": p.file, "reason": p.reason})
         result.seconds = time.time() - started
         log_events.append({"event": "run", "at": created["at"], "ingested": len(result.ingested),
-                           "skipped": len(result.skipped), "problems": len(result.problems),
-                           "frames": result.frames, "seconds": round(result.seconds, 3)})
-        fmt.append_log(store, log_events)
+                           "replaced": len(result.replaced), "skipped": len(result.skipped),
+                           "problems": len(result.problems), "frames": result.frames,
+                           "seconds": round(result.seconds, 3), **({"part": list(share)} if share else {})})
+        try:
+            fmt.append_log(store, log_events)
+        except fmt.StoreWriteError as e:
+            result.problems.append(Problem(str(e.path), f"cannot {e.what}: {e.cause}", "store"))
     return result
 
 
@@ -398,7 +429,8 @@ def _run_pool(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: A
     in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_ingest_one, job, q): job for job in jobs}
         pending = set(futures)
         while pending:
@@ -414,10 +446,9 @@ def _run_pool(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: A
     return []
 
 
-def _run_all(jobs: list[dict[str, Any]], workers: int, q: Any, bar: Any, finish: Any) -> None:
+def _run_all(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> None:
     """All jobs on worker processes; after a worker death, the unfinished jobs run one at a time, alone,
     so that a recording that kills its worker is named and failed, and every other one is still ingested."""
-    ctx = mp.get_context("spawn")
     todo = list(jobs)
     while todo:
         unfinished = _run_pool(todo, workers, ctx, q, bar, finish)

@@ -31,12 +31,20 @@ def _du(path: Path, part: str) -> tuple[int, int]:
     return total, inside
 
 
+def _source_bytes(store: str | os.PathLike[str], v: str) -> int:
+    try:
+        n = fmt.video_attrs(store, v).get("source_bytes")
+        return n if isinstance(n, int) and n >= 0 else 0
+    except (KeyError, fmt.StoreError):  # a missing or damaged video is `check`'s finding
+        return 0
+
+
 def summarize(store: str | os.PathLike[str]) -> dict[str, Any]:
     """Numbers about a store, from its index and video headers (no pixel is decoded)."""
     info = fmt.store_info(store)
     index = fmt.read_index(store)
     ids = list(index["id"])
-    source_bytes = sum(int(fmt.video_attrs(store, v).get("source_bytes") or 0) for v in ids)
+    source_bytes = sum(_source_bytes(store, str(v)) for v in ids)
     disk_bytes, video_bytes = _du(info.path, fmt.VIDEOS)
     ages = index["age_days"][np.isfinite(index["age_days"])]
     subjects = sorted({s for s in index["subject"] if s})
@@ -89,8 +97,33 @@ class CheckResult:
         return not self.bad
 
 
+def _plan_video(reader: Any, info: fmt.StoreInfo, v: str, indexed_frames: int,
+                result: CheckResult) -> tuple[dict[str, Any], Any] | None:
+    """Check one video's metadata and shard indexes; returns (attrs, layout), or None when the loader
+    would skip the whole video (the finding is recorded)."""
+    from babyfast.store.validate import load_video, overlapping_chunks
+
+    try:
+        video = load_video(reader, info, v, indexed_frames=indexed_frames)
+    except fmt.StoreError as e:
+        result.bad.append((v, -1, str(e)))
+        return None
+    except Exception as e:  # noqa: BLE001  (as the loader: one video's damage is a finding, not the end)
+        result.bad.append((v, -1, f"unreadable metadata ({type(e).__name__}: {e})"))
+        return None
+    lay = video.layout
+    # load_video bounded the shards claimed by those on disk; a missing one is reported chunk by chunk
+    for s in sorted(x for x in lay.shards_on_disk() if x < lay.num_shards):
+        for c, what in overlapping_chunks(reader, lay, s):
+            if c < lay.num_chunks:
+                result.bad.append((v, c, what))
+    return video.attrs, lay
+
+
 def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True) -> CheckResult:
-    """Read every chunk through the C++ reader (shard index and chunk crc32c), decode it, name the bad ones."""
+    """Everything the loader relies on: the root attributes, the index, each video's metadata (the same
+    judge as the loader's, `babyfast.store.validate.load_video`), every shard index (no two chunks on the
+    same bytes), and every chunk read through the C++ reader (chunk crc32c) and decoded. Names each bad one."""
     from babyfast.store.codec import decode_video_chunk
     from babyfast.store.reader import ChunkReader
 
@@ -98,46 +131,59 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
     result = CheckResult()
     reader = ChunkReader(info.path, threads=threads, verify=True)
     index = fmt.read_index(store)
-    pairs = [(str(v), c) for v, n in zip(index["id"], index["chunks"]) for c in range(int(n))]
+    ids = [str(v) for v in index["id"]]
     walked = set(fmt.video_ids(store))
-    for v in sorted(walked - set(index["id"])):
+    indexed = set(ids)
+    for v in sorted(walked - indexed):
         result.bad.append((v, -1, "video is not in the index"))
-    for v in sorted(set(index["id"]) - walked):
+    for v in sorted(indexed - walked):
         result.bad.append((v, -1, "indexed video is missing from videos/"))
-    unreadable = set()
-    for v in sorted(walked & set(index["id"])):
-        try:
-            n = reader.num_chunks(v)
-        except Exception as e:  # noqa: BLE001  (a broken video is a finding; the others are still checked)
-            result.bad.append((v, -1, f"unreadable array metadata: {e}"))
-            unreadable.add(v)
+    bad_rows = fmt.index_problems(index, info.gop)
+    seen: set[str] = set()
+    work = []
+    for i, v in enumerate(ids):
+        if v in seen:
+            result.bad.append((v, -1, f"the index lists video {v!r} more than once"))
             continue
-        want = int(index["chunks"][list(index["id"]).index(v)])
-        if n != want:
-            result.bad.append((v, -1, f"the index says {want} chunks, the array has {n}"))
-            unreadable.add(v)
-    pairs = [p for p in pairs if p[0] in walked and p[0] not in unreadable]
+        seen.add(v)
+        if v not in walked:
+            continue
+        if i in bad_rows:
+            result.bad.append((v, -1, bad_rows[i]))
+            continue
+        planned = _plan_video(reader, info, v, int(index["frames"][i]), result)
+        if planned is not None:
+            work.append((v, *planned))
+
+    total = sum(lay.num_chunks for _, _, lay in work)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(pairs), unit="chunk", desc="check", dynamic_ncols=True)
-    attrs: dict[str, dict[str, Any]] = {}
+        bar = tqdm(total=total, unit="chunk", desc="check", dynamic_ncols=True)
+    attrs = {v: a for v, a, _ in work}
 
     def decode(item: tuple[tuple[str, int], Any]) -> str | None:
         (v, c), payload = item
-        if v not in attrs:
-            attrs[v] = fmt.video_attrs(store, v)
         try:
             decode_video_chunk(payload, attrs[v])
         except Exception as e:  # noqa: BLE001  (any decoder failure is a finding, not a crash)
             return f"does not decode: {e}"
         return None
 
-    batch_size = 64
+    def batches(size: int = 64):
+        part: list[tuple[str, int]] = []
+        for v, _, lay in work:
+            for c in range(lay.num_chunks):
+                part.append((v, c))
+                if len(part) == size:
+                    yield part
+                    part = []
+        if part:
+            yield part
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for i in range(0, len(pairs), batch_size):
-            part = pairs[i:i + batch_size]
+        for part in batches():
             batch = reader.read(part, on_error="mark")
             good = []
             for j, (v, c) in enumerate(part):

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from babyfast._core import ChunkBatch, ShardReader
+from babyfast.store import limits
+from babyfast.store.format import bounded_int
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +62,67 @@ class VideoLayout:
         """The file holding shard `shard` (chunks shard*S .. shard*S + S - 1)."""
         return f"{self.frames_dir}{os.sep}{self._key_prefix}{shard}{self._key_suffix}"
 
+    def shards_on_disk(self) -> set[int]:
+        """The shard numbers that have an entry on disk, from one directory listing: what the array holds
+        in fact, whatever its metadata claims."""
+        prefix, suffix = self._key_prefix, self._key_suffix
+        # "c/" + s + "/0/0/0" lists folder c for folders named s; "c." + s + ".0.0.0" lists files named so
+        if prefix.endswith(os.sep):
+            folder, head = Path(self.frames_dir, prefix), ""
+        else:
+            folder, head = Path(self.frames_dir), prefix
+        tail = "" if suffix.startswith(os.sep) else suffix
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return set()
+        found = set()
+        for name in names:
+            core = name[len(head):len(name) - len(tail)] if name.startswith(head) and name.endswith(tail) else ""
+            if core.isdigit() and core.isascii():
+                found.add(int(core))
+        return found
+
 
 def _expect(cond: bool, meta: Path, what: str, got: Any) -> None:
     if not cond:
         raise LayoutError(f"{meta}: {what}, got {got!r} (the fast reader reads babyfast store format 1 only)")
 
 
+def _obj(value: Any, meta: Path, what: str) -> dict[str, Any]:
+    """A JSON object of the metadata (absent: empty), or LayoutError."""
+    if value is None:
+        return {}
+    _expect(isinstance(value, dict), meta, f"{what} must be a JSON object", value)
+    return value
+
+
+def _list(value: Any, meta: Path, what: str) -> list[Any]:
+    if value is None:
+        return []
+    _expect(isinstance(value, list), meta, f"{what} must be a JSON list", value)
+    return value
+
+
+def _whole(value: Any, lo: int, hi: int, meta: Path, what: str) -> int:
+    try:
+        return bounded_int(value, lo, hi, what)
+    except ValueError as e:
+        raise LayoutError(f"{meta}: {e} (the fast reader reads babyfast store format 1 only)") from None
+
+
+def _name(codec: Any) -> Any:
+    return codec.get("name") if isinstance(codec, dict) else codec
+
+
 def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> VideoLayout:
-    """Validate a frames array's zarr.json (already parsed) and extract its layout; LayoutError otherwise."""
+    """Validate a frames array's zarr.json (already parsed) and extract its layout; LayoutError otherwise.
+
+    Every number is checked against `babyfast.store.limits`, so what the reader builds from a layout (one
+    request per chunk asked for, one index read per shard) is bounded by the request, never by a claim.
+    """
     path = frames_dir / "zarr.json"
+    _expect(isinstance(meta, dict), path, "expected a JSON object", type(meta).__name__)
     _expect(meta.get("zarr_format") == 3 and meta.get("node_type") == "array", path,
             "expected a zarr v3 array", (meta.get("zarr_format"), meta.get("node_type")))
     shape = meta.get("shape")
@@ -77,41 +131,48 @@ def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> Vide
     _expect(meta.get("data_type") == "uint8", path, "data_type must be uint8", meta.get("data_type"))
     _expect(not meta.get("storage_transformers"), path, "storage_transformers must be empty",
             meta.get("storage_transformers"))
-    grid = meta.get("chunk_grid") or {}
+    t = _whole(shape[0], 0, limits.MAX_FRAMES, path, "frames (shape[0])")
+    h = _whole(shape[1], 1, limits.MAX_SIDE, path, "height (shape[1])")
+    w = _whole(shape[2], 1, limits.MAX_SIDE, path, "width (shape[2])")
+    grid = _obj(meta.get("chunk_grid"), path, "chunk_grid")
     _expect(grid.get("name") == "regular", path, "chunk_grid must be regular", grid.get("name"))
-    shard_shape = (grid.get("configuration") or {}).get("chunk_shape")
-    codecs = meta.get("codecs") or []
-    _expect(len(codecs) == 1 and codecs[0].get("name") == "sharding_indexed", path,
-            "codecs must be exactly [sharding_indexed]", [c.get("name") for c in codecs])
-    conf = codecs[0].get("configuration") or {}
+    shard_shape = _obj(grid.get("configuration"), path, "chunk_grid configuration").get("chunk_shape")
+    codecs = _list(meta.get("codecs"), path, "codecs")
+    _expect(len(codecs) == 1 and isinstance(codecs[0], dict) and codecs[0].get("name") == "sharding_indexed",
+            path, "codecs must be exactly [sharding_indexed]", [_name(c) for c in codecs])
+    conf = _obj(codecs[0].get("configuration"), path, "sharding configuration")
     inner_shape = conf.get("chunk_shape")
-    t, h, w, _ = (int(x) for x in shape)
     _expect(isinstance(shard_shape, list) and len(shard_shape) == 4 and list(shard_shape[1:]) == [h, w, 3],
             path, f"shard shape must be (S*G, {h}, {w}, 3)", shard_shape)
-    _expect(isinstance(inner_shape, list) and len(inner_shape) == 4 and list(inner_shape[1:]) == [h, w, 3]
-            and int(inner_shape[0]) >= 1, path, f"inner chunk shape must be (G, {h}, {w}, 3)", inner_shape)
-    g = int(inner_shape[0])
-    _expect(int(shard_shape[0]) % g == 0 and int(shard_shape[0]) >= g, path,
-            f"shard length must be a multiple of the chunk length G={g}", shard_shape[0])
-    index_codecs = [(c.get("name"), (c.get("configuration") or {}).get("endian")) for c in
-                    conf.get("index_codecs") or []]
+    _expect(isinstance(inner_shape, list) and len(inner_shape) == 4 and list(inner_shape[1:]) == [h, w, 3],
+            path, f"inner chunk shape must be (G, {h}, {w}, 3)", inner_shape)
+    g = _whole(inner_shape[0], 1, limits.MAX_GOP, path, "the chunk length G")
+    _expect(g * h * w * 3 <= limits.MAX_CHUNK_BYTES, path,
+            f"a chunk must decode to at most {limits.MAX_CHUNK_BYTES} bytes", f"{g} x {h} x {w} x 3")
+    shard_len = _whole(shard_shape[0], g, min(g * limits.MAX_SHARD_CHUNKS, limits.MAX_SHARD_FRAMES), path,
+                       "the shard length S*G")
+    _expect(shard_len % g == 0, path, f"shard length must be a multiple of the chunk length G={g}", shard_len)
+    index_codecs = [(_name(c), _obj(c.get("configuration"), path, "index codec configuration").get("endian")
+                     if isinstance(c, dict) else None)
+                    for c in _list(conf.get("index_codecs"), path, "index_codecs")]
     _expect(index_codecs == [("bytes", "little"), ("crc32c", None)], path,
             "index_codecs must be [bytes(endian=little), crc32c]", conf.get("index_codecs"))
     location = conf.get("index_location", "end")
     _expect(location in ("start", "end"), path, "index_location must be 'start' or 'end'", location)
-    inner_codecs = [c.get("name") for c in conf.get("codecs") or []]
+    inner_codecs = [_name(c) for c in _list(conf.get("codecs"), path, "inner chunk codecs")]
     _expect(bool(inner_codecs) and inner_codecs[-1] == "crc32c", path,
             "inner chunk codecs must end with crc32c", inner_codecs)
-    cke = meta.get("chunk_key_encoding") or {"name": "default"}
+    cke = _obj(meta.get("chunk_key_encoding"), path, "chunk_key_encoding") or {"name": "default"}
     name = cke.get("name")
-    sep = (cke.get("configuration") or {}).get("separator", "/" if name == "default" else ".")
+    sep = _obj(cke.get("configuration"), path, "chunk_key_encoding configuration").get(
+        "separator", "/" if name == "default" else ".")
     _expect(name in ("default", "v2") and sep in ("/", "."), path,
             "chunk_key_encoding must be default or v2 with separator '/' or '.'", cke)
     # Keys use '/' as the store's separator; on disk that is the OS separator.
     prefix = ("c" + sep if name == "default" else "").replace("/", os.sep)
     suffix = (sep + "0") * 3
     return VideoLayout(video_id=video_id, frames_dir=str(frames_dir), frames=t, height=h, width=w, gop=g,
-                       shard_chunks=int(shard_shape[0]) // g, index_location=location,
+                       shard_chunks=shard_len // g, index_location=location,
                        _key_prefix=prefix, _key_suffix=suffix.replace("/", os.sep))
 
 
@@ -145,8 +206,6 @@ class ChunkReader:
         # The C++ reader's threads do not survive fork(): a forked child (a DataLoader worker) makes its own.
         self._pid = os.getpid()
         self._layouts: dict[str, VideoLayout] = {}
-        # video -> the file path of each of its shards, built once.
-        self._shard_paths: dict[str, list[str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickles as its settings (for spawned DataLoader workers); the reader is rebuilt on arrival.
@@ -192,14 +251,19 @@ class ChunkReader:
         meta_path = frames_dir / "zarr.json"
         try:
             with open(meta_path, "rb") as f:
-                meta = json.load(f)
+                size = os.fstat(f.fileno()).st_size
+                if size > limits.MAX_METADATA_BYTES:
+                    raise LayoutError(f"{meta_path}: {size} bytes, more than the {limits.MAX_METADATA_BYTES} "
+                                      f"an array's metadata may hold")
+                meta = json.loads(f.read())
         except FileNotFoundError:
             raise KeyError(f"no video {video_id!r} in store {str(self._root)!r} (no {meta_path})") from None
-        except json.JSONDecodeError as e:
+        except OSError as e:
+            raise LayoutError(f"{meta_path}: cannot read: {e.strerror or e}") from e
+        except (ValueError, RecursionError) as e:
             raise LayoutError(f"{meta_path}: not valid JSON ({e})") from e
         lay = _parse_layout(video_id, frames_dir, meta)
         self._layouts[video_id] = lay
-        self._shard_paths[video_id] = [lay.shard_path(s) for s in range(lay.num_shards)]
         log.debug("layout of %s: %s", video_id, lay)
         return lay
 
@@ -208,7 +272,7 @@ class ChunkReader:
         lay = self.layout(video_id)
         c = self._check_chunk(lay, video_id, chunk)
         s = lay.shard_chunks
-        return (self._shard_paths[video_id][c // s], c % s, s, lay.index_location)
+        return (lay.shard_path(c // s), c % s, s, lay.index_location)
 
     @staticmethod
     def _check_chunk(lay: VideoLayout, video_id: str, chunk: Any) -> int:
@@ -234,7 +298,6 @@ class ChunkReader:
             raise ValueError(f"on_error must be 'raise' or 'mark', got {on_error!r}")
         pairs = pairs if isinstance(pairs, (list, tuple)) else list(pairs)
         layouts = self._layouts
-        paths = self._shard_paths
         requests = []
         for video_id, chunk in pairs:
             lay = layouts.get(video_id)
@@ -242,7 +305,8 @@ class ChunkReader:
                 lay = self._load(video_id)
             c = chunk if type(chunk) is int and 0 <= chunk < lay.num_chunks else self._check_chunk(lay, video_id, chunk)
             s = lay.shard_chunks
-            requests.append((paths[video_id][c // s], c % s, s, lay.index_location))
+            # the path of the shard asked for, made here: a layout claiming 10**15 frames costs nothing
+            requests.append((lay.shard_path(c // s), c % s, s, lay.index_location))
         batch = self._own_reader().read(requests, verify=self._verify, on_error="mark")
         if on_error == "raise" and batch.failed:
             i = batch.first_failed

@@ -5,6 +5,10 @@ both describe the same operation: for output frame k at time t0 + k/fps (t0 = th
 timestamp), take the latest source frame whose timestamp is <= that time (sample and hold, so variable
 frame rate sources are handled), rotate it as its display matrix says, scale its short side to `size`
 (area filter) and centre-crop to size x size (or keep the aspect ratio, even sizes, with crop=False).
+
+What a source may cost is bounded by what it holds, not by what it claims: a header declaring frames
+beyond `limits.MAX_SOURCE_PIXELS` is refused before anything is decoded, and a jump between two
+timestamps longer than `max_gap` is skipped (reported), not filled frame by frame.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from typing import Iterator
 
 import av
 import numpy as np
+
+from babyfast.store import limits
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +42,12 @@ class SourceReport:
     width: int = 0
     height: int = 0
     codec: str = ""
-    duration: float | None = None
+    duration: float | None = None  # what the container declares for the video, when it says
+    decoded_duration: float | None = None  # source seconds from the first decoded frame to the last one's end
+    source_frames: int = 0  # source frames decoded
     bad_packets: int = 0
     bad_times: list[float] = field(default_factory=list)
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (source time, seconds) of skipped jumps
 
 
 def sha256_file(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
@@ -88,6 +97,31 @@ def stream_duration(container, stream) -> float | None:
     return None
 
 
+def declared_video_duration(container, stream) -> float | None:
+    """Seconds the container declares for the video stream itself, when it does: the stream's duration, a
+    Matroska track's DURATION tag, or the file's duration when the video is its only stream (with audio,
+    the file's duration may be the audio's)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / 1e6
+    return None
+
+
+def _check_size(width: int, height: int, what: str) -> None:
+    if width > limits.MAX_SOURCE_SIDE or height > limits.MAX_SOURCE_SIDE or \
+            width * height > limits.MAX_SOURCE_PIXELS:
+        raise SourceError(f"{what} is {width}x{height}, beyond what ingest reads (sides up to "
+                          f"{limits.MAX_SOURCE_SIDE}, {limits.MAX_SOURCE_PIXELS} pixels in all); refused")
+
+
 def to_rgb(frame: av.VideoFrame, **resize) -> np.ndarray:
     """uint8 (H, W, 3) RGB of a decoded frame; `resize`: width, height, interpolation for swscale.
 
@@ -113,8 +147,14 @@ def _centre_crop(img: np.ndarray, ow: int, oh: int) -> np.ndarray:
 
 
 def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool = True,
-                report: SourceReport | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield (source time in seconds, uint8 frame (H, W, 3)) at `fps`, resized as described above."""
+                report: SourceReport | None = None,
+                max_gap: float = limits.DEFAULT_MAX_GAP) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (source time in seconds, uint8 frame (H, W, 3)) at `fps`, resized as described above.
+
+    A source frame followed by a jump of more than `max_gap` seconds is held for its usual length (the
+    interval before it), then the output goes on with the frame after the jump; the jump is recorded in
+    `report.gaps` and the stored timestamps show it.
+    """
     report = report if report is not None else SourceReport()
     container, stream = open_source(path)
     with container:
@@ -122,9 +162,11 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
         rate = stream.average_rate or stream.guessed_rate
         report.source_fps = float(rate) if rate else None
         report.codec = stream.codec_context.name
-        report.duration = stream_duration(container, stream)
+        report.duration = declared_video_duration(container, stream)
+        _check_size(stream.codec_context.width, stream.codec_context.height, "the header's frame size")
         step = 1.0 / fps
-        t0 = None
+        t0 = None  # time of output frame 0, moved on by every skipped jump
+        first = None  # time of the first source frame
         k = 0  # next output frame
         held: tuple[float, np.ndarray] | None = None  # last source frame, already resized
         last_dt = 1.0 / report.source_fps if report.source_fps else step
@@ -154,18 +196,34 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
                     t = (held[0] + last_dt) if held else 0.0
                 if held is not None and t <= held[0]:
                     continue  # duplicate or out-of-order timestamp: keep the first
+                _check_size(frame.width, frame.height, f"a frame at {t:.3f} s")
+                report.source_frames += 1
                 if geometry is None:
                     report.rotation = int(round(frame.rotation or 0)) % 360
                     k_turn = (report.rotation // 90) % 4
                     dw, dh = (frame.height, frame.width) if k_turn % 2 else (frame.width, frame.height)
                     report.width, report.height = dw, dh
                     geometry = output_size(dw, dh, size, crop)
-                    t0 = t
+                    sw, sh, ow, oh = geometry
+                    if sw * sh > limits.MAX_SOURCE_PIXELS or max(ow, oh) > limits.MAX_SIDE:
+                        raise SourceError(f"frames of {dw}x{dh} would be scaled to {sw}x{sh} and stored at "
+                                          f"{ow}x{oh}, beyond the limits (stored sides up to {limits.MAX_SIDE}); "
+                                          f"an aspect ratio this extreme needs a crop")
+                    t0 = first = t
                 if held is not None:
-                    last_dt = t - held[0]
-                    while t0 + k * step < t - 1e-9:
-                        yield held[0], held[1]
-                        k += 1
+                    gap = t - held[0]
+                    if gap > max_gap:
+                        held_until = held[0] + last_dt
+                        while t0 + k * step < held_until - 1e-9:
+                            yield held[0], held[1]
+                            k += 1
+                        t0 += t - held_until
+                        report.gaps.append((held[0], gap))
+                    else:
+                        last_dt = gap
+                        while t0 + k * step < t - 1e-9:
+                            yield held[0], held[1]
+                            k += 1
                 sw, sh, ow, oh = geometry
                 held = (t, _centre_crop(_display_frame(frame, report.rotation, sw, sh), ow, oh))
         if held is None:
@@ -173,6 +231,7 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
                 raise SourceError(f"no frame could be decoded ({report.bad_packets} undecodable packets)")
             raise SourceError("the video stream holds no frames")
         end = held[0] + last_dt  # the last frame is shown for as long as the one before it
+        report.decoded_duration = end - first
         while t0 + k * step < end - 1e-9:
             yield held[0], held[1]
             k += 1
