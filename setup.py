@@ -79,7 +79,8 @@ setup(
     },
     ext_modules=[CMakeExtension("babyfast._core")],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm", "PyYAML", "tensorboard", "matplotlib"],
+    install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm", "PyYAML", "tensorboard",
+                      "matplotlib"],
     extras_require={"gpu": ["nvidia-dali-cuda130", "triton"]},
     entry_points={
         "console_scripts": ["babyfast=babyfast.cli:main"],

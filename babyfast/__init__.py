@@ -10,9 +10,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Augment", "ClipLoader", "ClipPlan", "__version__"]
+__all__ = ["Augment", "ClipBatch", "ClipLoader", "ClipPlan", "__version__"]
 
 _LAZY = {
+    "ClipBatch": "babyfast.loader.batch",
     "ClipLoader": "babyfast.loader.clip_loader",
     "Augment": "babyfast.loader.augment",
     "ClipPlan": "babyfast.loader.plan",

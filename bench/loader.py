@@ -109,7 +109,7 @@ def _rate(batches, n_batches: int, warmup: int = 2) -> float:
     clips = 0
     for _ in range(n_batches):
         b = next(it)
-        clips += (b["video"] if isinstance(b, dict) else b).shape[0]
+        clips += (b if isinstance(b, torch.Tensor) else b.video).shape[0]
     return clips / (time.perf_counter() - t)
 
 

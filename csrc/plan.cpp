@@ -74,7 +74,7 @@ const char* clip_order_name(ClipOrder order) {
 ClipPlanner::ClipPlanner(const int64_t* frames, const double* ages, size_t num_videos, int64_t clip_len,
                          int64_t stride, ClipOrder order, uint64_t seed, int64_t window)
     : num_videos_(num_videos), clip_len_(clip_len), stride_(stride), order_(order), seed_(seed), window_(window) {
-  if (clip_len < 1) throw std::invalid_argument(concat("clip_len = ", clip_len, " must be >= 1"));
+  if (clip_len < 1) throw std::invalid_argument(concat("span = ", clip_len, " must be >= 1"));
   if (stride < 1) throw std::invalid_argument(concat("stride = ", stride, " must be >= 1"));
   if (window < 1) throw std::invalid_argument(concat("window = ", window, " must be >= 1"));
   if (num_videos == 0) throw std::invalid_argument("frames is empty: the planner needs at least one video");
@@ -97,8 +97,8 @@ ClipPlanner::ClipPlanner(const int64_t* frames, const double* ages, size_t num_v
     }
   }
   if (n_ == 0) {
-    throw std::invalid_argument(concat("no clip candidate: clip_len = ", clip_len, " but the longest video (index ",
-                                       longest, ") has ", frames[longest], " frames; clip_len must be <= ",
+    throw std::invalid_argument(concat("no clip candidate: a clip spans ", clip_len, " frames but the longest video (index ",
+                                       longest, ") has ", frames[longest], " frames; the span must be <= ",
                                        frames[longest]));
   }
 

@@ -101,7 +101,7 @@ def test_frames_equal_zarr_slicing(store: Path) -> None:
             s = int(s)
             assert np.array_equal(clip.numpy(), g[f"videos/{v}/frames"][s:s + 6])
             assert fi.tolist() == list(range(s, s + 6))
-    strided = ClipLoader(store, clip_len=3, batch_size=2, augment=Augment(size=None, flip=0, temporal_stride=3))
+    strided = ClipLoader(store, clip_len=3, batch_size=2, frame_step=3, augment=Augment(size=None, flip=0))
     b = next(iter(strided))
     v, s = b["video_id"][0], int(b["start"][0])
     assert np.array_equal(b["video"][0].numpy(), g[f"videos/{v}/frames"][s:s + 7:3])
@@ -215,7 +215,7 @@ def test_errors_at_construction(tmp_path: Path, store: Path) -> None:
     ingest(tmp_path, tmp_path / "empty", progress=False)
     with pytest.raises(ValueError, match="holds no videos"):
         ClipLoader(tmp_path / "empty")
-    with pytest.raises(ValueError, match="spans 60 frames .* longest video has 50"):
+    with pytest.raises(ValueError, match="spans 60 frames but the longest selected video has 50"):
         ClipLoader(store, clip_len=60)
     with pytest.raises(ValueError, match="on_error"):
         ClipLoader(store, on_error="ignore")
@@ -271,7 +271,8 @@ import sys, torch
 from babyfast.loader.augment import Augment
 from babyfast.loader.clip_loader import ClipLoader
 loader = ClipLoader(sys.argv[1], clip_len=4, batch_size=2, augment=Augment(size=24), threads=2)
-next(iter(loader))  # the decoders (PyAV in the loader's threads, or a DALI pipeline) are alive from here on
+next(iter(loader))  # the decoders (PyAV in the loader's threads, or a DALI pipeline) are alive from here on;
+# a peek does not move the epoch's start: the DataLoader reads all 5 batches
 dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context="fork")
 print(len(list(dl)), "batches")
 """
@@ -291,7 +292,7 @@ def test_dataloader_forked_after_decoding(tmp_path: Path, codec: str) -> None:
     proc = subprocess.run([sys.executable, "-c", _FORK_AFTER_DECODE, str(tmp_path / "store")],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["4", "batches"]
+    assert proc.stdout.split() == ["5", "batches"]
 
 
 @pytest.mark.parametrize("codec,gop", [("vp9", 4), ("jpeg", 1)])
@@ -303,14 +304,14 @@ def test_dali_cpu_decoder_matches_pyav(tmp_path: Path, codec: str, gop: int) -> 
     ingest(src, tmp_path / "store", fps=10, size=32, gop=gop, codec=codec, progress=False)
     dali = ClipLoader(tmp_path / "store", clip_len=4, batch_size=3, augment=NONE, seed=2, decoder="dali")
     pyav = ClipLoader(tmp_path / "store", clip_len=4, batch_size=3, augment=NONE, seed=2, decoder="pyav")
-    assert dali.source._dali_cpu is None  # made lazily, per process
+    assert dali.sources[0]._dali_cpu is None  # made lazily, per process
     for a, b in zip(dali, pyav):
         assert clip_keys([a]) == clip_keys([b])
         from _media import psnr
 
         # one bitstream, two decoders: they differ only in how chroma is upsampled to RGB
         assert psnr(a["video"].numpy(), b["video"].numpy()) > 35
-    assert dali.source._dali_cpu is not None and pyav.source._dali_cpu is None
+    assert dali.sources[0]._dali_cpu is not None and pyav.sources[0]._dali_cpu is None
     with pytest.raises(ValueError, match="DALI's CPU decoders read vp9, jpeg"):
         ingest(src, tmp_path / "h", fps=10, size=32, gop=4, progress=False)
         next(iter(ClipLoader(tmp_path / "h", clip_len=4, batch_size=3, augment=NONE, decoder="dali")))

@@ -181,24 +181,47 @@ def test_ranks_times_workers_read_each_clip_once(corpus, order, world, workers, 
     seen: list[tuple[int, int]] = []
     for rank in range(world):
         rb = RankBatches(plan, rank=rank, world_size=world, batch_size=batch)
-        assert rb.num_batches == math.ceil((len(expected) // world) / batch)
+        assert rb.num_batches == (len(expected) // world) // batch  # drop_last: whole batches only
         indices = []
         for k in range(workers):
             for index, videos, starts in rb.iter_worker(epoch=4, worker=k, num_workers=workers):
                 indices.append(index)
-                assert len(videos) == min(batch, rb.num_clips - index * batch)
+                assert len(videos) == batch
                 seen += zip(videos.tolist(), starts.tolist())
         assert sorted(indices) == list(range(rb.num_batches))
-    assert len(seen) == len(set(seen)) == len(expected) - len(expected) % world
+    assert len(seen) == len(set(seen)) == world * rb.num_clips
+    assert len(expected) - len(seen) < world * batch
     assert set(seen) <= expected
 
 
-def test_drop_last_batch_keeps_only_full_batches(corpus):
+@pytest.mark.parametrize("world", [1, 3])
+def test_pad_reads_every_clip_in_whole_batches(corpus, world):
     frames, ages, clip_len, stride = corpus
     plan = ClipPlan(frames, ages, clip_len, stride, seed=2)
-    rb = RankBatches(plan, rank=1, world_size=3, batch_size=10, drop_last_batch=True)
-    assert rb.num_batches == rb.num_clips // 10
-    assert all(len(rb.batch(0, i)[0]) == 10 for i in range(rb.num_batches))
+    seen = set()
+    for rank in range(world):
+        rb = RankBatches(plan, rank=rank, world_size=world, batch_size=10, drop_last=False)
+        assert rb.num_batches == math.ceil(math.ceil(plan.num_candidates / world) / 10)
+        for i in range(rb.num_batches):
+            videos, starts = rb.batch(0, i)
+            assert len(videos) == 10
+            seen |= set(zip(videos.tolist(), starts.tolist()))
+    assert seen == set(brute_candidates(frames, clip_len, stride))
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_resume_on_another_world_size_from_an_offset_reads_the_rest_once(corpus, order):
+    frames, ages, clip_len, stride = corpus
+    plan = ClipPlan(frames, ages, clip_len, stride, order=order, seed=8, window=13)
+    seen = []
+    for rank in range(3):  # three ranks read 4 batches of 5 each ...
+        rb = RankBatches(plan, rank=rank, world_size=3, batch_size=5)
+        seen += [c for i in range(4) for c in zip(*(a.tolist() for a in rb.batch(1, i)))]
+    for rank in range(2):  # ... then two ranks read the rest of the epoch
+        rb = RankBatches(plan, rank=rank, world_size=2, batch_size=5, offset=3 * 4 * 5)
+        seen += [c for i in range(rb.num_batches) for c in zip(*(a.tolist() for a in rb.batch(1, i)))]
+    assert len(seen) == len(set(seen))
+    assert plan.num_candidates - len(seen) < 2 * 5
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -501,14 +524,14 @@ def test_resume_through_a_real_dataloader(corpus):
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(clip_len=0), ValueError, "clip_len = 0"),
+        (dict(span=0), ValueError, "span = 0"),
         (dict(stride=0), ValueError, "stride = 0"),
         (dict(window=0), ValueError, "window = 0"),
         (dict(order="random"), ValueError, "order = 'random'.*'shuffle', 'age', 'age_mix'"),
         (dict(seed=-1), ValueError, "seed = -1"),
         (dict(seed=2**64), ValueError, "seed = 18446744073709551616"),
-        (dict(clip_len=2.5), TypeError, "clip_len must be an int, got float 2.5"),
-        (dict(clip_len=True), TypeError, "clip_len must be an int"),
+        (dict(span=2.5), TypeError, "span must be an int, got float 2.5"),
+        (dict(span=True), TypeError, "span must be an int"),
         (dict(frames=[10, 20, -3]), ValueError, r"frames\[2\] = -3 is negative"),
         (dict(frames=[10.0, 20.0]), TypeError, "frames must hold integers.*float64"),
         (dict(frames=[[10, 20]]), ValueError, r"frames must be 1-D.*\(1, 2\)"),
@@ -516,12 +539,12 @@ def test_resume_through_a_real_dataloader(corpus):
         (dict(ages=[1.0]), ValueError, r"ages must be 1-D with one entry per video \(3\)"),
         (dict(ages=[1.0, np.inf, 2.0]), ValueError, r"ages\[1\] = inf is not finite"),
         (dict(ages=None, order="age"), ValueError, "order = 'age' sorts videos by age: pass ages"),
-        (dict(clip_len=31), ValueError, r"clip_len = 31 but the longest video \(index 1\) has 30 frames"),
-        (dict(frames=[2**62, 2**62], ages=None, clip_len=1), ValueError, "more than 2\\^62 clip candidates"),
+        (dict(span=31), ValueError, r"a clip spans 31 frames but the longest video \(index 1\) has 30 frames"),
+        (dict(frames=[2**62, 2**62], ages=None, span=1), ValueError, "more than 2\\^62 clip candidates"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):
-    args = dict(frames=[10, 30, 20], ages=[5.0, 1.0, np.nan], clip_len=4, stride=None, order="shuffle", seed=0)
+    args = dict(frames=[10, 30, 20], ages=[5.0, 1.0, np.nan], span=4, stride=None, order="shuffle", seed=0)
     args.update(kwargs)
     with pytest.raises(error, match=match):
         ClipPlan(**args)
@@ -565,7 +588,7 @@ def test_core_rejects_bad_arguments_without_the_wrapper():
 
 @pytest.mark.parametrize("world,drop_last", [(1, True), (3, True), (3, False), (8, False)])
 def test_rank_batch_positions_name_the_batch_clips(world, drop_last):
-    plan = ClipPlan([70, 33, 90, 16], [5.0, 1.0, 3.0, 2.0], clip_len=8, stride=4, order="age", window=5, seed=9)
+    plan = ClipPlan([70, 33, 90, 16], [5.0, 1.0, 3.0, 2.0], span=8, stride=4, order="age", window=5, seed=9)
     for rank in range(world):
         rb = RankBatches(plan, rank=rank, world_size=world, batch_size=4, drop_last=drop_last)
         for i in range(rb.num_batches):

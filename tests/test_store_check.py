@@ -93,3 +93,33 @@ def test_loader_skips_clips_of_a_video_with_broken_metadata(store: Path) -> None
     loader = ClipLoader(store, clip_len=4, batch_size=2, augment=Augment.none(), on_error="skip")
     ids = {v for batch in loader for v in batch["video_id"]}
     assert ids == {"a"} and loader.stats()["skipped"] >= 1 and loader.skipped[0][0] == "b"
+
+
+def test_plain_zarr_walks_the_store_and_check_repairs_an_old_one(tmp_path: Path) -> None:
+    import json as _json
+
+    import zarr
+
+    from babyfast.store.format import repair_groups
+
+    src = tmp_path / "src"
+    src.mkdir()
+    make_video(src / "a.mp4", frames=30, w=48, h=32, rate=10)
+    (src / "utterances.csv").write_text("video,start,end,text\na,0.0,0.5,hello\n")
+    assert ingest(src, tmp_path / "store", fps=10, size=32, gop=4, codec="raw", progress=False).ok
+    store = tmp_path / "store"
+    root = zarr.open_group(str(store), mode="r")
+    assert set(root.group_keys()) == {"videos", "index"}
+    assert [name for name, _ in root["videos"].members()] == ["a"]
+    names = [name for name, _ in root.members(max_depth=None)]
+    assert "videos/a/frames" in names and "videos/a/utterances/text" in names
+    assert "frames" in str(root.tree())
+    assert repair_groups(store) == []  # nothing to repair in a store written now
+    (store / "videos" / "zarr.json").unlink()  # as stores written before this version
+    with pytest.raises(KeyError):
+        zarr.open_group(str(store), mode="r")["videos"]
+    r = subprocess.run([sys.executable, "-m", "babyfast", "check", str(store), "--repair", "--no-progress"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "REPAIRED videos: wrote its group metadata" in r.stdout
+    assert _json.loads((store / "videos" / "zarr.json").read_text())["node_type"] == "group"
+    assert [name for name, _ in zarr.open_group(str(store), mode="r")["videos"].members()] == ["a"]

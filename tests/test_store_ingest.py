@@ -145,6 +145,22 @@ def test_sidecars_ages_utterances_and_unknown_rows(tmp_path: Path) -> None:
     assert g["videos/b/utterances/start"][:].tolist() == [0.2]
     events = read_log(tmp_path / "store")
     assert any(e.get("event") == "csv" and "ghost" in e["reason"] for e in events)
+    assert r.ignored == {}  # the two CSV files were read, not ignored
+
+
+def test_ingest_lists_the_files_it_ignored_by_extension(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "day2").mkdir(parents=True)
+    make_video(src / "a.mp4", frames=20, w=64, h=48)
+    for name in ("day2/mic.m4a", "day2/mic2.M4A", "notes.txt", "README", ".hidden.txt"):
+        (src / name).write_bytes(b"x")
+    r = ingest(src, tmp_path / "store", fps=10, size=32, gop=4, codec="raw", progress=False)
+    assert r.ok and r.ingested == ["a"]
+    assert r.ignored == {"(no extension)": 1, ".m4a": 2, ".txt": 1}
+    out = subprocess.run([sys.executable, "-m", "babyfast", "ingest", str(src), str(tmp_path / "store"), "--no-progress",
+                          "--size", "32", "--gop", "4", "--codec", "raw"],
+                         capture_output=True, text=True, timeout=120)
+    assert "ignored 4 file(s) that are not videos: (no extension) 1, .m4a 2, .txt 1" in out.stdout
 
 
 def test_rerun_skips_by_sha256_and_redoes_changed(tmp_path: Path) -> None:

@@ -35,7 +35,10 @@ class DataConfig:
     clip_len: int = 16              # frames per clip (a multiple of the tubelet's t)
     size: int = 224                 # output side of the random resized crop (a multiple of the patch)
     batch_size: int = 8             # clips per rank and micro-batch
-    temporal_stride: int = 1        # take every k-th stored frame
+    frame_step: int = 1             # a clip reads every k-th stored frame
+    start_stride: Optional[int] = None  # clip starts on this grid of stored frames (None: the store's GOP)
+    jitter_starts: bool = False     # seeded start offsets inside the grid step (more distinct clips)
+    anchor: str = "video"           # video | utterance (clips drawn around what the caregiver says)
     scale: tuple[float, float] = (0.25, 1.0)   # random resized crop: area fraction range
     flip: float = 0.5               # horizontal flip probability
     order: str = "shuffle"          # shuffle | age | age_mix (curriculum by the child's age)
@@ -279,13 +282,15 @@ def validate(cfg: Config) -> Config:
            f"one of {', '.join(PATCHIFY_BACKENDS)}")
     _check(d.order in ("shuffle", "age", "age_mix"), "data.order", d.order, "one of shuffle, age, age_mix")
     _check(d.decoder in ("auto", "dali", "pyav"), "data.decoder", d.decoder, "one of auto, dali, pyav")
+    _check(d.anchor in ("video", "utterance"), "data.anchor", d.anchor, "one of video, utterance")
+    _check(d.start_stride is None or d.start_stride >= 1, "data.start_stride", d.start_stride, "it must be >= 1 or none")
     _check(t.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision", t.precision,
            "one of auto, bf16, fp16, fp32")
     _check(t.distributed in ("ddp", "fsdp"), "train.distributed", t.distributed, "one of ddp, fsdp")
     _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
            "auto, cpu, cuda or cuda:N")
     for key, value, low in (("data.clip_len", d.clip_len, 1), ("data.size", d.size, 1), ("data.batch_size", d.batch_size, 1),
-                            ("data.temporal_stride", d.temporal_stride, 1), ("data.threads", d.threads, 1),
+                            ("data.frame_step", d.frame_step, 1), ("data.threads", d.threads, 1),
                             ("data.prefetch", d.prefetch, 1), ("data.workers", d.workers, 0),
                             ("optim.accum_steps", o.accum_steps, 1), ("optim.warmup_steps", o.warmup_steps, 0),
                             ("train.steps", t.steps, 1), ("train.log_every", t.log_every, 1),

@@ -8,6 +8,7 @@ from typing import Any, Iterator, Optional
 import torch
 
 from babyfast.loader.augment import Augment
+from babyfast.loader.batch import ClipBatch
 from babyfast.loader.clip_loader import ClipLoader
 
 from .config import DataConfig
@@ -18,57 +19,51 @@ __all__ = ["make_loader", "BatchStream"]
 def make_loader(cfg: DataConfig, seed: int, rank: int, world_size: int, device: torch.device) -> ClipLoader:
     """The run's loader. With DataLoader workers the clips are decoded on the CPU in the workers (a
     forked process cannot use the GPU) and moved to the device by the loop."""
-    decode_device = "cpu" if cfg.workers > 0 else device
-    augment = Augment(size=cfg.size, scale=tuple(cfg.scale), flip=cfg.flip, temporal_stride=cfg.temporal_stride)
-    return ClipLoader(cfg.store, clip_len=cfg.clip_len, batch_size=cfg.batch_size, augment=augment,
-                      device=decode_device, seed=seed, rank=rank, world_size=world_size, order=cfg.order,
-                      prefetch=cfg.prefetch, threads=cfg.threads, decoder=cfg.decoder)
+    deliver = "cpu" if cfg.workers > 0 else device
+    augment = Augment(size=cfg.size, scale=tuple(cfg.scale), flip=cfg.flip)
+    return ClipLoader(cfg.store, clip_len=cfg.clip_len, batch_size=cfg.batch_size, frame_step=cfg.frame_step,
+                      start_stride=cfg.start_stride, jitter_starts=cfg.jitter_starts, anchor=cfg.anchor,  # type: ignore[arg-type]
+                      augment=augment, device=deliver, seed=seed, rank=rank, world_size=world_size,
+                      order=cfg.order, prefetch=cfg.prefetch, threads=cfg.threads, decoder=cfg.decoder)  # type: ignore[arg-type]
 
 
 class BatchStream:
-    """Batches forever (epoch after epoch), on the device, with the state to resume after each.
+    """Batches forever (epoch after epoch: each new iteration of the loader is the next epoch), on the
+    device, with the state to resume after each.
 
-    With `workers` > 0 the loader runs inside a `torch.utils.data.DataLoader` (a fresh set of workers
-    each epoch, so that each sees the epoch it must make); the state then comes from the batch itself
-    (`ClipLoader.state_from_batch`), the same as without workers.
+    With `workers` > 0 the loader runs inside a `torch.utils.data.DataLoader` with persistent workers;
+    the state comes from the batch itself (`ClipLoader.state_from_batch`), the same as without workers.
     """
 
     def __init__(self, loader: ClipLoader, workers: int, device: torch.device) -> None:
         self.loader, self.workers, self.device = loader, workers, device
-        self._it: Optional[Iterator[dict[str, Any]]] = None
-        self._last: Optional[dict[str, Any]] = None
+        self._iterable: Any = loader if workers == 0 else torch.utils.data.DataLoader(
+            loader, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=True)
+        self._it: Optional[Iterator[ClipBatch]] = None
+        self._state: Optional[dict[str, Any]] = None
 
-    def _iterable(self) -> Any:
-        if self.workers == 0:
-            return self.loader
-        return torch.utils.data.DataLoader(self.loader, batch_size=None, num_workers=self.workers,
-                                           pin_memory=self.device.type == "cuda")
-
-    def next(self) -> dict[str, Any]:
+    def next(self) -> ClipBatch:
         for _ in range(2):  # a fresh epoch yields at least one batch (the loader refuses empty epochs)
             if self._it is None:
-                self._it = iter(self._iterable())
+                self._it = iter(self._iterable)
             try:
                 batch = next(self._it)
             except StopIteration:
                 self._it = None
-                self.loader.load_state_dict(self.state_dict())
                 continue
-            if batch["video"].device != self.device:
-                batch["video"] = batch["video"].to(self.device, non_blocking=True)
-            self._last = {"epoch": batch["epoch"], "batch_index": batch["batch_index"]}
+            if batch.video.device != self.device:
+                batch = batch.to(self.device, non_blocking=True)
+            self._state = self.loader.state_from_batch(batch)
             return batch
         raise RuntimeError("the loader yielded no batch in a fresh epoch")
 
     def state_dict(self) -> dict[str, Any]:
         """Loader state right after the last batch received (the start state before any)."""
-        if self._last is None:
-            return self.loader.state_dict()
-        return self.loader.state_from_batch(self._last)
+        return self._state if self._state is not None else self.loader.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.loader.load_state_dict(state)
-        self._it, self._last = None, None
+        self._it, self._state = None, None
 
     def close(self) -> None:
         """Stop the loader's prefetching (or its workers) before the process moves on."""
@@ -79,5 +74,5 @@ class BatchStream:
 
     @property
     def fps(self) -> float:
-        info = getattr(self.loader.source, "info", None)
+        info = getattr(self.loader.sources[0], "info", None)
         return float(info.fps) if info is not None else math.nan

@@ -144,7 +144,7 @@ class _Run:
         loader = make_loader(cfg.data, cfg.train.seed, info.rank, info.world_size, self.device)
         self.stream = BatchStream(loader, cfg.data.workers, self.device)
         self.clip_shape = (cfg.data.clip_len, cfg.data.size, cfg.data.size)
-        self.span_frames = (cfg.data.clip_len - 1) * cfg.data.temporal_stride + 1
+        self.span_frames = (cfg.data.clip_len - 1) * cfg.data.frame_step + 1
         self.step, self.skipped, self.seen = 0, 0, _Seen()
         self.last_checkpoint: Optional[Path] = None
         seed = cfg.train.seed + 1000003 * info.rank
@@ -157,13 +157,18 @@ class _Run:
     def resume(self, state: dict[str, Any]) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-        if len(state["loader"]) != self.info.world_size:
-            raise ResumeError(f"{state['path']} was saved by {len(state['loader'])} rank(s); this run has "
-                              f"{self.info.world_size}: resume on the same number of ranks")
+        saved_world = len(state["loader"])
         set_state_dict(self.objective, self.optimizer, model_state_dict=state["model"],
                        optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))
-        self.stream.load_state_dict(state["loader"][self.info.rank])
-        set_rng_state(state["rng"][self.info.rank])
+        if saved_world == self.info.world_size:
+            self.stream.load_state_dict(state["loader"][self.info.rank])
+            set_rng_state(state["rng"][self.info.rank])
+        else:  # every rank read as many clips: the loader continues after all of them, on any number of ranks
+            log.warning("%s was saved by %d rank(s), this run has %d: the remaining clips of the epoch are read once, "
+                        "but drop-path draws differ from a run on the old number of ranks", state["path"],
+                        saved_world, self.info.world_size)
+            self.stream.load_state_dict(state["loader"][0])
+            torch.manual_seed(self.cfg.train.seed + 1000003 * self.info.rank + 7919 * int(state["step"]))
         self.step, self.skipped = int(state["step"]), int(state["nonfinite_skipped"])
         self.seen = _Seen(**state["seen"])
         self.last_checkpoint = Path(state["path"])
@@ -220,11 +225,11 @@ class _Run:
                 self.objective.set_requires_gradient_sync(True)
             with self._accumulation(last):
                 with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-                    out = self.model({"video": batch["video"]}, self.step, (micro * info.world_size + info.rank) * b,
+                    out = self.model({"video": batch.video}, self.step, (micro * info.world_size + info.rank) * b,
                                      self.global_batch)
                 (out.loss / accum).backward()
             loss_sum += out.loss.detach().float()
-            ages.append(batch["age_days"])
+            ages.append(batch.age_days)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf)
         if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
             norm = norm.full_tensor()

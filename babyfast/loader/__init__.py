@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Augment", "ClipLoader", "ClipPlan", "RankBatches", "worker_batch_indices", "ORDERS", "DEFAULT_WINDOW"]
+__all__ = ["Augment", "ClipBatch", "ClipLoader", "ClipPlan", "ORDERS", "DEFAULT_WINDOW"]
 
-_LAZY = {"Augment": "augment", "ClipLoader": "clip_loader", "ClipPlan": "plan", "RankBatches": "plan",
-         "worker_batch_indices": "plan", "ORDERS": "plan", "DEFAULT_WINDOW": "plan"}
+_LAZY = {"Augment": "augment", "ClipBatch": "batch", "ClipLoader": "clip_loader", "ClipPlan": "plan",
+         "ORDERS": "plan", "DEFAULT_WINDOW": "plan"}
 
 
 def __getattr__(name: str) -> Any:

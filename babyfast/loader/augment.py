@@ -29,7 +29,8 @@ class Augment:
     flip:            probability of a horizontal flip
     brightness, contrast, saturation: factors drawn uniformly from [1 - x, 1 + x]
     hue:             degrees drawn uniformly from [-hue, hue]
-    temporal_stride: take every k-th stored frame (a clip then spans (clip_len - 1) * k + 1 frames)
+
+    Which frames a clip reads (clip length, frame step, start grid) are the loader's arguments.
     """
 
     size: int | None = 224
@@ -40,7 +41,6 @@ class Augment:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
-    temporal_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size < 1:
@@ -56,8 +56,6 @@ class Augment:
                 raise ValueError(f"Augment.{name} must be in [0, 1), got {getattr(self, name)}")
         if not (0 <= self.hue <= 180):
             raise ValueError(f"Augment.hue is in degrees [0, 180], got {self.hue}")
-        if self.temporal_stride < 1:
-            raise ValueError(f"Augment.temporal_stride must be >= 1, got {self.temporal_stride}")
 
     @staticmethod
     def none() -> Augment:
@@ -66,10 +64,6 @@ class Augment:
     @property
     def has_colour(self) -> bool:
         return bool(self.brightness or self.contrast or self.saturation or self.hue)
-
-    def span(self, clip_len: int) -> int:
-        """Stored frames a clip of `clip_len` output frames covers."""
-        return (clip_len - 1) * self.temporal_stride + 1
 
     def draw(self, seed: int, epoch: int, positions: np.ndarray, height: int | np.ndarray,
              width: int | np.ndarray) -> ClipParams:

@@ -1,7 +1,8 @@
 """Which clip every rank and DataLoader worker reads: the checked Python face of the C++ clip planner.
 
 A *candidate* is a (video, start frame) pair: video ``v`` has candidates at start frames ``k * stride`` for
-``k = 0 .. (frames[v] - clip_len) // stride`` (none when it is shorter than ``clip_len``). The loader passes
+``k = 0 .. (frames[v] - span) // stride`` (none when it is shorter than ``span``, the stored frames a clip
+covers: ``(clip_len - 1) * frame_step + 1``). The loader passes
 the GOP length as ``stride`` so every clip starts on a chunk boundary. The N candidates are never listed:
 the order of an epoch is a keyed permutation, a pure function of ``(seed, epoch, position)`` computed in
 C++ (``babyfast._core.ClipPlanner``), with O(videos) memory for any N up to 2**62.
@@ -37,13 +38,13 @@ Ranks and workers (:class:`RankBatches`)
 Example:
     >>> import numpy as np
     >>> from babyfast.loader.plan import ClipPlan, RankBatches
-    >>> plan = ClipPlan(np.array([100, 40, 250]), np.array([300.0, 90.0, np.nan]), clip_len=16, seed=7)
-    >>> plan.num_candidates  # 6 + 2 + 15 GOP-aligned starts with stride = clip_len
+    >>> plan = ClipPlan(np.array([100, 40, 250]), np.array([300.0, 90.0, np.nan]), span=16, seed=7)
+    >>> plan.num_candidates  # 6 + 2 + 15 GOP-aligned starts with stride = span
     23
     >>> videos, starts = plan.plan(epoch=0, consumer=1, world=2)
     >>> len(videos) == plan.per_consumer(world=2) == 11
     True
-    >>> batches = RankBatches(plan, rank=1, world_size=2, batch_size=4)
+    >>> batches = RankBatches(plan, rank=1, world_size=2, batch_size=3)  # 3 whole batches of its 11 clips
     >>> list(batches.worker_batches(worker=1, num_workers=2, batches_done=1))
     [2]
 """
@@ -118,8 +119,8 @@ class ClipPlan:
         frames: frame count per video (int, shape [V]); the store index's ``frames`` column.
         ages: age in days per video (float, shape [V], NaN = unknown, ordered last), or None. Needed by
             the ``age`` and ``age_mix`` orders; ignored by ``shuffle``.
-        clip_len: frames per clip (>= 1).
-        stride: distance between candidate start frames (>= 1); None means ``clip_len``. Pass the GOP
+        span: stored frames a clip covers (>= 1).
+        stride: distance between candidate start frames (>= 1); None means ``span``. Pass the GOP
             length to keep clips chunk-aligned.
         order: ``"shuffle"``, ``"age"`` or ``"age_mix"`` (see the module docstring).
         seed: key of every permutation, an int in [0, 2**64).
@@ -127,10 +128,10 @@ class ClipPlan:
 
     Raises:
         ValueError / TypeError naming the argument and its value; ValueError when no video is as long as
-        ``clip_len`` (naming the longest) or when there are more than 2**62 candidates.
+        ``span`` (naming the longest) or when there are more than 2**62 candidates.
 
     Example:
-        >>> plan = ClipPlan([64, 64], None, clip_len=32, stride=16)
+        >>> plan = ClipPlan([64, 64], None, span=32, stride=16)
         >>> videos, starts = plan.plan(epoch=0)
         >>> plan.num_candidates, sorted(zip(videos.tolist(), starts.tolist()))
         (6, [(0, 0), (0, 16), (0, 32), (1, 0), (1, 16), (1, 32)])
@@ -140,7 +141,7 @@ class ClipPlan:
         self,
         frames: Any,
         ages: Any,
-        clip_len: int,
+        span: int,
         stride: Optional[int] = None,
         order: str = "shuffle",
         seed: int = 0,
@@ -148,8 +149,8 @@ class ClipPlan:
     ) -> None:
         self._frames = _frames_array(frames)
         self._ages = _ages_array(ages, self._frames.shape[0])
-        clip_len = _int("clip_len", clip_len, 1)
-        stride = clip_len if stride is None else _int("stride", stride, 1)
+        span = _int("span", span, 1)
+        stride = span if stride is None else _int("stride", stride, 1)
         if order not in ORDERS:
             raise ValueError(f"order = {order!r} is not a clip order; allowed: {', '.join(map(repr, ORDERS))}")
         seed = _int("seed", seed, 0, 2**64 - 1)
@@ -159,10 +160,10 @@ class ClipPlan:
                 raise ValueError(f"order = {order!r} sorts videos by age: pass ages (days per video, NaN = unknown)")
             if np.isnan(self._ages).all():
                 logger.warning("order = %r but every age is unknown (NaN): videos keep their index order", order)
-        self._core = _core.ClipPlanner(self._frames, self._ages, clip_len, stride, order, seed, window)
+        self._core = _core.ClipPlanner(self._frames, self._ages, span, stride, order, seed, window)
         logger.debug(
-            "clip plan: %d candidates over %d videos (clip_len=%d, stride=%d, order=%s, window=%d)",
-            self.num_candidates, self.num_videos, clip_len, stride, order, window,
+            "clip plan: %d candidates over %d videos (span=%d, stride=%d, order=%s, window=%d)",
+            self.num_candidates, self.num_videos, span, stride, order, window,
         )
 
     # -- description -------------------------------------------------------------------------------------
@@ -176,7 +177,8 @@ class ClipPlan:
         return self._core.num_videos
 
     @property
-    def clip_len(self) -> int:
+    def span(self) -> int:
+        """Stored frames a clip covers."""
         return self._core.clip_len
 
     @property
@@ -213,19 +215,21 @@ class ClipPlan:
 
     def __repr__(self) -> str:
         return (
-            f"ClipPlan(videos={self.num_videos}, candidates={self.num_candidates}, clip_len={self.clip_len}, "
+            f"ClipPlan(videos={self.num_videos}, candidates={self.num_candidates}, span={self.span}, "
             f"stride={self.stride}, order={self.order!r}, seed={self.seed}, window={self.window})"
         )
 
     def __reduce__(self) -> tuple:
         # DataLoader workers started by spawn/forkserver receive the plan pickled: rebuild the C++ side.
-        return (ClipPlan, (self._frames, self._ages, self.clip_len, self.stride, self.order, self.seed, self.window))
+        return (ClipPlan, (self._frames, self._ages, self.span, self.stride, self.order, self.seed, self.window))
 
     # -- planning ----------------------------------------------------------------------------------------
-    def per_consumer(self, world: int = 1, drop_last: bool = True) -> int:
-        """Clips each of `world` consumers gets per epoch: ``N // world``, or ``ceil(N / world)`` with pad."""
+    def per_consumer(self, world: int = 1, drop_last: bool = True, offset: int = 0) -> int:
+        """Clips each of `world` consumers gets per epoch from position `offset` on: ``(N - offset) //
+        world``, or rounded up with pad."""
         world = _int("world", world, 1)
-        return self._core.per_consumer(world, bool(drop_last))
+        offset = _int("offset", offset, 0, self.num_candidates)
+        return self._core.per_consumer(world, bool(drop_last), offset)
 
     def plan(
         self,
@@ -235,8 +239,10 @@ class ClipPlan:
         start: int = 0,
         count: Optional[int] = None,
         drop_last: bool = True,
+        offset: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Clips ``start .. start + count - 1`` of `consumer`'s share of `epoch`.
+        """Clips ``start .. start + count - 1`` of `consumer`'s share of `epoch` (whose shares begin at epoch
+        position `offset`: positions ``offset + consumer + k * world``).
 
         Returns ``(video_index, start_frame)``, two int64 arrays of `count` entries (default: the rest of
         the share). Computed in C++ with the GIL released, so threads may plan concurrently.
@@ -244,10 +250,21 @@ class ClipPlan:
         epoch = _int("epoch", epoch, 0)
         world = _int("world", world, 1)
         consumer = _int("consumer", consumer, 0, world - 1)
-        share = self._core.per_consumer(world, bool(drop_last))
+        offset = _int("offset", offset, 0, self.num_candidates)
+        share = self._core.per_consumer(world, bool(drop_last), offset)
         start = _int("start", start, 0, share)
         count = share - start if count is None else _int("count", count, 0, share - start)
-        return self._core.plan(epoch, consumer, world, start, count, bool(drop_last))
+        return self._core.plan(epoch, consumer, world, start, count, bool(drop_last), offset)
+
+    def at(self, epoch: int, positions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(video_index, start_frame)`` arrays of the candidates at these epoch positions (each in [0, N))."""
+        epoch = _int("epoch", epoch, 0)
+        pos = np.ascontiguousarray(positions, dtype=np.int64)
+        if pos.ndim != 1:
+            raise ValueError(f"positions must be 1-D, got shape {pos.shape}")
+        if pos.size and (pos.min() < 0 or pos.max() >= self.num_candidates):
+            raise IndexError(f"positions must lie in [0, {self.num_candidates}), got {int(pos.min())}..{int(pos.max())}")
+        return self._core.at(epoch, pos)
 
     def candidate(self, epoch: int, position: int) -> tuple[int, int]:
         """``(video_index, start_frame)`` at global epoch position `position` in [0, N)."""
@@ -282,12 +299,15 @@ def worker_batch_indices(num_batches: int, worker: int, num_workers: int, batche
 class RankBatches:
     """The batches of one rank in every epoch, and which DataLoader worker yields which.
 
-    Rank `rank` of `world_size` is consumer `rank` of the plan; its clips (``plan.per_consumer``) are cut
-    into consecutive batches of `batch_size` (the last one shorter unless `drop_last_batch`). Resume state:
-    ``(epoch, batches_done)``, see the module docstring.
+    Rank `rank` of `world_size` is consumer `rank` of the plan, its share starting at epoch position
+    `offset` (0, or where a run resumed on another number of ranks continues). One drop-last policy cuts
+    the share into batches of `batch_size`: with `drop_last` the share is ``(N - offset) // world_size``
+    clips and only whole batches of it are read (every rank reads the same number, no clip twice); without,
+    positions past the end wrap to the start of the epoch so that every clip is read and every batch is
+    whole. Resume state: ``(epoch, batches_done)``, see the module docstring.
 
     Example:
-        >>> plan = ClipPlan([1000] * 8, None, clip_len=10, seed=3)
+        >>> plan = ClipPlan([1000] * 8, None, span=10, seed=3)
         >>> rb = RankBatches(plan, rank=0, world_size=2, batch_size=16)
         >>> rb.num_clips, rb.num_batches
         (400, 25)
@@ -295,46 +315,42 @@ class RankBatches:
         [21]
     """
 
-    plan: ClipPlan
+    plan: Any  # a ClipPlan, or anything with its per_consumer / plan / at (e.g. a MixedPlan)
     rank: int = 0
     world_size: int = 1
     batch_size: int = 1
     drop_last: bool = True
-    drop_last_batch: bool = False
+    offset: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.plan, ClipPlan):
+        if not all(hasattr(self.plan, m) for m in ("per_consumer", "at", "num_candidates")):
             raise TypeError(f"plan must be a ClipPlan, got {type(self.plan).__name__}")
         _int("world_size", self.world_size, 1)
         _int("rank", self.rank, 0, self.world_size - 1)
         _int("batch_size", self.batch_size, 1)
+        _int("offset", self.offset, 0, self.plan.num_candidates)
 
     @property
     def num_clips(self) -> int:
-        """Clips this rank reads per epoch."""
-        return self.plan.per_consumer(self.world_size, self.drop_last)
+        """Clips this rank reads per epoch (whole batches)."""
+        return self.num_batches * self.batch_size
 
     @property
     def num_batches(self) -> int:
         """Batches this rank reads per epoch (the same on every rank)."""
-        if self.drop_last_batch:
-            return self.num_clips // self.batch_size
-        return math.ceil(self.num_clips / self.batch_size)
+        share = self.plan.per_consumer(self.world_size, self.drop_last, self.offset)
+        return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
+
+    def positions(self, index: int) -> np.ndarray:
+        """Global epoch positions of the clips of batch `index`: consumer r reads offset + r, offset + r +
+        world, ...; without drop_last positions past the end wrap to the start."""
+        index = _int("index", index, 0, self.num_batches - 1)
+        local = index * self.batch_size + np.arange(self.batch_size, dtype=np.int64)
+        return (self.offset + local * self.world_size + self.rank) % self.plan.num_candidates
 
     def batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(video_index, start_frame)`` arrays of batch `index` of this rank in `epoch`."""
-        index = _int("index", index, 0, self.num_batches - 1)
-        start = index * self.batch_size
-        count = min(self.batch_size, self.num_clips - start)
-        return self.plan.plan(epoch, self.rank, self.world_size, start, count, self.drop_last)
-
-    def positions(self, index: int) -> np.ndarray:
-        """Global epoch positions of the clips of batch `index` (consumer r reads r, r + world, ...;
-        pad wraps past the end), so that ``plan.candidate(epoch, p)`` is the batch's clip at p."""
-        index = _int("index", index, 0, self.num_batches - 1)
-        start = index * self.batch_size
-        local = start + np.arange(min(self.batch_size, self.num_clips - start), dtype=np.int64)
-        return (local * self.world_size + self.rank) % self.plan.num_candidates
+        return self.plan.at(epoch, self.positions(index))
 
     def worker_batches(self, worker: int, num_workers: int, batches_done: int = 0) -> range:
         """Batch indices worker `worker` of `num_workers` yields after `batches_done` were received."""

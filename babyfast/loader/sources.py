@@ -33,6 +33,20 @@ class VideoMeta:
     utterances: list[tuple[float, float, str]] | None = None
 
 
+@dataclass
+class ReadBatch:
+    """A batch's chunk bytes between the read and decode stages: the requests, (key, payload) of each chunk
+    read, the chunks that failed, and the reader's buffer that holds the payloads until decoded."""
+
+    requests: list[tuple[int, np.ndarray]]
+    payloads: list[tuple[tuple[int, int], Any]]
+    errors: dict[tuple[int, int], ChunkError]
+    keep: Any = None
+
+    def release(self) -> None:
+        self.payloads, self.keep = [], None
+
+
 class ChunkError(RuntimeError):
     """A chunk that could not be read or decoded; names the video and the chunk."""
 
@@ -189,11 +203,9 @@ class StoreSource:
             out[(v, c)] = t
         return out
 
-    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
-        """Decode the frames of each (video index, frame indices) request; chunks shared by requests are
-        read and decoded once."""
-        from babyfast.store.codec import decode_video_chunk
-
+    def read(self, requests: Sequence[tuple[int, np.ndarray]]) -> ReadBatch:
+        """The chunk bytes of each (video index, frame indices) request, read once per chunk by the C++
+        reader (what could not be read is a ChunkError per chunk)."""
         self._ensure()
         g = self.info.gop
         needed = sorted({(v, int(c)) for v, idx in requests for c in np.unique(idx // g)})
@@ -215,6 +227,12 @@ class StoreSource:
                 errors[(v, c)] = ChunkError(self.ids[v], c, err)
             else:
                 payloads.append(((v, c), batch.payload(i)))
+        return ReadBatch(list(requests), payloads, errors, keep=batch)
+
+    def decode(self, read: ReadBatch) -> list[np.ndarray | ChunkError]:
+        """The frames of each request of `read`: chunks decoded once (DALI on the GPU, DALI's CPU decoders
+        or PyAV in threads), then the requested frames gathered."""
+        from babyfast.store.codec import decode_video_chunk
 
         def decode(item):
             (v, c), payload = item
@@ -227,16 +245,20 @@ class StoreSource:
             import torch
 
             with self._gpu.lock:  # the decoded frames are views of DALI's buffers until gathered
-                clips = self._assemble(requests, {**self._decode_dali(self._gpu, payloads), **errors})
+                clips = self._assemble(read.requests, {**self._decode_dali(self._gpu, read.payloads), **read.errors})
                 # the gather runs on torch's stream, DALI's next run on its own: finish reading first
                 torch.cuda.current_stream().synchronize()
                 return clips
         if self._dali_cpu is not None:
-            decoded = self._decode_dali(self._dali_cpu, payloads)
+            decoded = self._decode_dali(self._dali_cpu, read.payloads)
         else:
-            decoded = dict(self._pool.map(decode, payloads))
-        del batch, payloads  # release the reader's arena
-        return self._assemble(requests, {**decoded, **errors})
+            decoded = dict(self._pool.map(decode, read.payloads))
+        read.release()  # the reader's arena goes back before the frames are gathered
+        return self._assemble(read.requests, {**decoded, **read.errors})
+
+    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
+        """`decode(read(requests))`."""
+        return self.decode(self.read(requests))
 
     def _assemble(self, requests: Sequence[tuple[int, np.ndarray]], decoded: dict) -> list:
         g = self.info.gop
@@ -345,10 +367,17 @@ class VideoFileSource:
             return ChunkError(self.ids[v], int(idx[0]), f"{path}: frames {missing[:5]} not found")
         return np.stack([got[int(i)] for i in idx])
 
-    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
+    def read(self, requests: Sequence[tuple[int, np.ndarray]]) -> ReadBatch:
+        """Nothing to read ahead: PyAV opens, seeks and decodes each file in `decode`."""
+        return ReadBatch(list(requests), [], {})
+
+    def decode(self, read: ReadBatch) -> list[np.ndarray | ChunkError]:
         if self._pool is None or self._pid != os.getpid():  # none yet, or the parent's (forked worker)
             self._pool, self._pid = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-pyav"), os.getpid()
-        return list(self._pool.map(lambda r: self._clip(*r), requests))
+        return list(self._pool.map(lambda r: self._clip(*r), read.requests))
+
+    def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:
+        return self.decode(self.read(requests))
 
     def close(self) -> None:
         if self._pool is not None:

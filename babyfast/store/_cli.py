@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("store")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--repair", action="store_true",
+                   help="first write the group metadata that folders of the hierarchy lack (stores made before "
+                        "it was written), so that plain zarr-python can walk the store; takes the store's lock")
     p.set_defaults(func=_check)
 
 
@@ -91,6 +94,9 @@ def _ingest(args: argparse.Namespace) -> int:
     replaced = f" ({len(result.replaced)} replacing an older version from the same path)" if result.replaced else ""
     print(f"ingested {len(result.ingested)} video(s){replaced}, {result.frames} frames in {result.seconds:.1f} s; "
           f"skipped {len(result.skipped)} already complete")
+    if result.ignored:
+        print(f"ignored {sum(result.ignored.values())} file(s) that are not videos: "
+              + ", ".join(f"{ext} {n}" for ext, n in result.ignored.items()))
     for file, vid, holder in result.renamed:
         print(f"  [renamed] {file}: stored as {vid!r}; its own id holds another recording ({holder})")
     if result.problems:
@@ -118,6 +124,14 @@ def _check(args: argparse.Namespace) -> int:
     from babyfast.store.inspect import check
 
     try:
+        if args.repair:
+            from babyfast.store.format import repair_groups, store_info
+            from babyfast.store.lock import StoreLock
+
+            store_info(args.store)  # a store, before anything is written into it
+            with StoreLock(args.store, wait=None):
+                for folder in repair_groups(args.store):
+                    print(f"REPAIRED {folder}: wrote its group metadata")
         r = check(args.store, threads=args.threads, progress=not args.no_progress)
     except StoreError as e:
         print(f"babyfast check: error: {e}", file=sys.stderr)

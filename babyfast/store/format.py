@@ -197,9 +197,40 @@ def create_store(path: str | os.PathLike[str], *, height: int | None, width: int
     # the root metadata in one atomic write: a store is never seen (nor left by a crash) without its attributes
     meta = {"zarr_format": 3, "node_type": "group", "attributes": {ROOT_KEY: {**wanted, "created": created}}}
     with writing(root, "create the store"):
-        root.mkdir(parents=True, exist_ok=True)
+        (root / VIDEOS).mkdir(parents=True, exist_ok=True)
+        write_bytes(root / VIDEOS / "zarr.json", json.dumps(_GROUP_META).encode())
         write_bytes(root / "zarr.json", json.dumps(meta, indent=2).encode())
     return store_info(root)
+
+
+_GROUP_META = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+
+
+def repair_groups(path: str | os.PathLike[str]) -> list[str]:
+    """Write group metadata into every folder of the hierarchy that lacks it (stores written before it
+    was added had none at `videos/`), so that plain zarr-python walks the store (`members()`, `tree()`).
+    Returns the folders repaired, relative to the store."""
+    root = Path(path)
+    fixed = []
+
+    def walk(folder: Path) -> bool:
+        """Whether `folder` holds a node below it (and so must be a group itself)."""
+        holds = False
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and not child.name.startswith(".") and not (child / "zarr.json").is_file():
+                holds |= walk(child)
+            elif child.is_dir() and (child / "zarr.json").is_file():
+                holds = True
+                if read_json(child / "zarr.json").get("node_type") == "group":
+                    walk(child)
+        if holds and folder != root and not (folder / "zarr.json").is_file():
+            with writing(folder / "zarr.json", "write group metadata"):
+                write_bytes(folder / "zarr.json", json.dumps(_GROUP_META).encode())
+            fixed.append(str(folder.relative_to(root)))
+        return holds
+
+    walk(root)
+    return sorted(fixed)
 
 
 def check_new_store(path: str | os.PathLike[str]) -> None:

@@ -92,12 +92,27 @@ class IngestResult:
     skipped: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str, str]] = field(default_factory=list)  # (file, id given, source holding its id)
     problems: list[Problem] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)  # files under SRC that are not videos, by extension
     frames: int = 0
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def ignored_files(src: Path, used: set[Path]) -> dict[str, int]:
+    """Files under `src` that are neither videos nor the sidecars in `used`, counted by extension (the
+    user learns that the .m4a audio or the .MTS camera files were not read)."""
+    if src.is_file():
+        return {}
+    counts: dict[str, int] = {}
+    for p in src.rglob("*"):
+        if p.is_file() and p.suffix.lower() not in VIDEO_EXTENSIONS and p.resolve() not in used \
+                and not any(part.startswith(".") for part in p.relative_to(src).parts):
+            ext = p.suffix.lower() or "(no extension)"
+            counts[ext] = counts.get(ext, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def find_sources(src: Path) -> list[Path]:
@@ -278,10 +293,16 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     side_a = _sidecar_path(ages, src_root, "ages.csv")
     read_t = sidecars.read_sidecar(side_t, sidecars.TRANSCRIPT_COLUMNS) if side_t else None
     read_a = sidecars.read_sidecar(side_a, sidecars.AGES_COLUMNS) if side_a else None
+    ignored = ignored_files(src_root, {p.resolve() for p in (side_t, side_a) if p})
+    if ignored:
+        log.info("%s: ignored %d file(s) that are not videos (%s): %s", src_root, sum(ignored.values()),
+                 "/".join(VIDEO_EXTENSIONS), ", ".join(f"{k} {v}" for k, v in ignored.items()))
     fmt.check_new_store(store)
     with StoreLock(store, wait=wait):
-        return _ingest_locked(src_root, base, everything, sources, Path(store), opts, quality, read_t, read_a,
-                              progress, started, share)
+        result = _ingest_locked(src_root, base, everything, sources, Path(store), opts, quality, read_t, read_a,
+                                progress, started, share)
+    result.ignored = ignored
+    return result
 
 
 def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: list[Path], store: Path,
@@ -295,6 +316,9 @@ def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: 
                      fps=opts.fps, gop=opts.gop, codec=opts.codec, quality=quality, shard_chunks=opts.shard_chunks,
                      created=created)
     leftovers = fmt.clear_partials(store)
+    repaired = fmt.repair_groups(store)
+    if repaired:
+        log.info("%s: wrote the group metadata that %s lacked", store, ", ".join(repaired))
     if leftovers:
         log.info("%s: removed %d interrupted partial write(s): %s", store, len(leftovers), ", ".join(leftovers))
     existing: dict[str, dict[str, Any]] = {}
