@@ -12,17 +12,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .checkpoint import load_encoder
+    from .checkpoint import load_encoder, load_objective
     from .config import Config, ConfigError, load_config
     from .loop import NonFiniteLoss, ResumeError, TrainResult, train
     from .models import VideoViT, create_model, list_models, register_model
     from .objectives import create_objective, list_objectives, register_objective
     from .plot import plot_run
+    from .vocab import Vocabulary, build_vocabulary
 
 _LAZY = {
     "Config": "config", "ConfigError": "config", "load_config": "config",
     "train": "loop", "TrainResult": "loop", "NonFiniteLoss": "loop", "ResumeError": "loop",
-    "load_encoder": "checkpoint",
+    "load_encoder": "checkpoint", "load_objective": "checkpoint",
+    "Vocabulary": "vocab", "build_vocabulary": "vocab",
     "create_model": "models", "list_models": "models", "register_model": "models", "VideoViT": "models",
     "create_objective": "objectives", "list_objectives": "objectives", "register_objective": "objectives",
     "plot_run": "plot",

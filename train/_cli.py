@@ -1,4 +1,4 @@
-"""`babyfast train` and `babyfast plot`."""
+"""`babyfast train`, `babyfast vocab` and `babyfast plot`."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +47,28 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocab(args: argparse.Namespace) -> int:
+    from babyfast.store.format import StoreError
+
+    from .vocab import build_vocabulary, store_utterances
+
+    try:
+        texts = store_utterances(args.stores)
+    except (StoreError, ValueError) as e:
+        print(f"babyfast vocab: {e}", file=sys.stderr)
+        return 1
+    if not texts:
+        print(f"babyfast vocab: {', '.join(args.stores)} hold no transcripts", file=sys.stderr)
+        return 1
+    vocab = build_vocabulary(texts, args.min_count, args.max_size)
+    if args.out:
+        vocab.save(args.out)
+    print(f"{len(texts)} utterances, {len(vocab) - 2} words (+ padding, unknown) seen >= {args.min_count} times"
+          + (f"; written to {args.out}" if args.out else ""))
+    print("most frequent: " + ", ".join(vocab.itos[2:2 + args.show]))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (VideoMAE) on a store; resumes a run folder that has checkpoints",
                        description="Train from a YAML config with dotted overrides, e.g. "
@@ -56,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides (data.store=..., train.out=...)")
     p.add_argument("--json", action="store_true", help="also print the run summary as JSON")
     p.set_defaults(func=_train)
+    p = sub.add_parser("vocab", help="the word vocabulary of stores' transcripts (what the contrastive trainer builds)")
+    p.add_argument("stores", nargs="+")
+    p.add_argument("--min-count", type=int, default=1, help="words seen fewer times are unknown (default 1)")
+    p.add_argument("--max-size", type=int, default=None, help="keep at most this many ids")
+    p.add_argument("--out", help="write the vocabulary (JSON) here")
+    p.add_argument("--show", type=int, default=20, help="print this many of the most frequent words")
+    p.set_defaults(func=_vocab)
     p = sub.add_parser("plot", help="draw a run's loss and throughput to a PNG")
     p.add_argument("run", help="run folder (holds metrics.jsonl)")
     p.add_argument("--out", help="PNG path (default RUN/plot.png)")

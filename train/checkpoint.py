@@ -26,7 +26,7 @@ from .config import Config, config_from_dict, config_to_dict
 
 __all__ = ["CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "latest_checkpoint",
            "save_checkpoint", "load_checkpoint", "prune_checkpoints", "rng_state", "set_rng_state",
-           "load_encoder", "encoder_overrides", "FORMAT"]
+           "load_encoder", "load_objective", "FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -139,18 +139,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- encoders
-def encoder_overrides(cfg: Config) -> dict[str, Any]:
-    """Keyword arguments of `create_model` that the model config sets."""
-    m = cfg.model
-    out: dict[str, Any] = {"drop_path": m.drop_path, "attention_backend": m.attention_backend,
-                           "patchify_backend": m.patchify_backend}
-    for key in ("embed_dim", "depth", "num_heads", "mlp_ratio", "tubelet"):
-        value = getattr(m, key)
-        if value is not None:
-            out[key] = tuple(value) if key == "tubelet" else value
-    return out
-
-
 def load_encoder(path: str | os.PathLike[str], device: str | torch.device = "cpu",
                  **overrides: Any) -> tuple[nn.Module, Config]:
     """The trained encoder of a run folder (its newest checkpoint) or a checkpoint file, in eval mode,
@@ -161,6 +149,7 @@ def load_encoder(path: str | os.PathLike[str], device: str | torch.device = "cpu
         encoder, cfg = load_encoder("runs/demo")
         tokens = encoder(video_uint8)            # [B, N, D]; features: tokens.mean(1)
     """
+    from .build import encoder_overrides
     from .models import create_model
 
     state = load_checkpoint(path)
@@ -173,6 +162,24 @@ def load_encoder(path: str | os.PathLike[str], device: str | torch.device = "cpu
         raise CheckpointError(f"{state['path']}: encoder weights do not fit {cfg.model.name}: missing "
                               f"{missing[:5]}, unexpected {unexpected[:5]}")
     return encoder.to(device).eval(), cfg
+
+
+def load_objective(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+    """The whole trained objective of a run or checkpoint (encoder and heads: for a contrastive run the
+    text tower and its vocabulary too, `objective.vocabulary`), in eval mode, with the run's config.
+
+    Example::
+
+        objective, cfg = load_objective("runs/contrastive")
+        words = objective.embed_text(*objective.vocabulary.encode(["ball", "duck"]))
+    """
+    from .build import build_objective, run_vocabulary
+
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"])
+    objective = build_objective(cfg, run_vocabulary(cfg, state))
+    objective.load_state_dict(state["model"])
+    return objective.to(device).eval(), cfg
 
 
 def config_differences(saved: dict[str, Any], cfg: Config, sections: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:

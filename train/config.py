@@ -17,7 +17,8 @@ from typing import Any, Optional, Sequence, Union
 
 import yaml
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "VideoMAEConfig", "OptimConfig", "TrainConfig", "ConfigError",
+__all__ = ["Config", "DataConfig", "ModelConfig", "VideoMAEConfig", "ContrastiveConfig", "VideoMAEContrastiveConfig",
+           "OptimConfig", "TrainConfig", "ConfigError",
            "load_config", "config_from_dict", "config_to_dict", "apply_overrides", "find_config", "validate",
            "CONFIG_DIR"]
 
@@ -72,6 +73,26 @@ class VideoMAEConfig:
 
 
 @dataclass
+class ContrastiveConfig:
+    embed_dim: int = 256            # the shared embedding space
+    text_dim: int = 256
+    text_encoder: str = "mean"      # mean (of word embeddings) | transformer (2 blocks)
+    text_depth: int = 2
+    text_heads: int = 4
+    max_words: int = 32
+    temperature: float = 0.07       # initial; learned
+    max_logit_scale: float = 100.0
+    shuffle_pairs: bool = False     # CVCL's control: clips paired with other clips' utterances
+    min_count: int = 1              # vocabulary: words seen fewer times are unknown
+    max_vocab: Optional[int] = None
+
+
+@dataclass
+class VideoMAEContrastiveConfig:
+    weight: float = 1.0             # loss = videomae + weight * contrastive
+
+
+@dataclass
 class OptimConfig:
     lr: float = 1.5e-4              # base learning rate for a global batch of 256 (scaled by batch / 256)
     scale_lr: bool = True
@@ -107,6 +128,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     videomae: VideoMAEConfig = field(default_factory=VideoMAEConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    videomae_contrastive: VideoMAEContrastiveConfig = field(default_factory=VideoMAEContrastiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -283,6 +306,11 @@ def validate(cfg: Config) -> Config:
     _check(d.order in ("shuffle", "age", "age_mix"), "data.order", d.order, "one of shuffle, age, age_mix")
     _check(d.decoder in ("auto", "dali", "pyav"), "data.decoder", d.decoder, "one of auto, dali, pyav")
     _check(d.anchor in ("video", "utterance"), "data.anchor", d.anchor, "one of video, utterance")
+    c = cfg.contrastive
+    _check(c.text_encoder in ("mean", "transformer"), "contrastive.text_encoder", c.text_encoder,
+           "one of mean, transformer")
+    _check(0 < c.temperature < 1, "contrastive.temperature", c.temperature, "it must be in (0, 1)")
+    _check(c.min_count >= 1, "contrastive.min_count", c.min_count, "it must be >= 1")
     _check(d.start_stride is None or d.start_stride >= 1, "data.start_stride", d.start_stride, "it must be >= 1 or none")
     _check(t.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision", t.precision,
            "one of auto, bf16, fp16, fp32")

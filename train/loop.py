@@ -33,15 +33,17 @@ import yaml
 from babyfast.synth.atomic import write_text
 
 from . import distributed
-from .checkpoint import (CheckpointError, checkpoint_path, config_differences, encoder_overrides, latest_checkpoint,
-                         load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state)
+from .checkpoint import (CheckpointError, checkpoint_path, config_differences, latest_checkpoint, load_checkpoint,
+                         prune_checkpoints, rng_state, save_checkpoint, set_rng_state)
 from .config import Config, ConfigError, config_to_dict, validate
 from .data import BatchStream, make_loader
 from .flops import TRAIN_FLOPS_PER_FORWARD
 from .metrics import RunLogger, device_peak, peak_memory_bytes
-from .models import count_parameters, create_model
-from .objectives import Objective, create_objective
+from .models import count_parameters
+from .build import build_objective, objective_sections, run_vocabulary
+from .objectives import Objective
 from .optim import build_optimizer, learning_rate
+from .vocab import Vocabulary
 
 __all__ = ["train", "TrainResult", "NonFiniteLoss", "ResumeError", "build_objective", "autocast_dtype"]
 
@@ -74,13 +76,6 @@ def autocast_dtype(cfg: Config, device: torch.device) -> Optional[torch.dtype]:
     if p == "fp16":
         raise ConfigError("train.precision='fp16' is not supported (it needs loss scaling); use bf16 or fp32")
     return torch.bfloat16 if p == "bf16" else None
-
-
-def build_objective(cfg: Config) -> Objective:
-    """The objective with its freshly initialized encoder, on the CPU (seed it first for a given init)."""
-    encoder = create_model(cfg.model.name, **encoder_overrides(cfg))
-    section = config_to_dict(getattr(cfg, cfg.objective))
-    return create_objective(cfg.objective, encoder, **section, seed=cfg.train.seed)
 
 
 class _StopFlag:
@@ -131,13 +126,14 @@ class _Seen:
 class _Run:
     """Everything one training run holds, and its steps."""
 
-    def __init__(self, cfg: Config, info: distributed.DistInfo) -> None:
+    def __init__(self, cfg: Config, info: distributed.DistInfo, vocabulary: Optional[Vocabulary] = None) -> None:
         self.cfg, self.info, self.device = cfg, info, info.device
+        self.vocabulary = vocabulary
         self.path = Path(cfg.train.out)
         self.dtype = autocast_dtype(cfg, self.device)
         self.global_batch = cfg.data.batch_size * info.world_size * cfg.optim.accum_steps
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and on resume
-        self.objective = build_objective(cfg).to(self.device)
+        self.objective = build_objective(cfg, vocabulary).to(self.device)
         self.model: nn.Module = distributed.wrap(self.objective, info, cfg.train.distributed)
         self.optimizer = build_optimizer(self.objective, cfg.optim, self.device, self.objective.no_weight_decay())
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
@@ -185,7 +181,8 @@ class _Run:
         if self.info.is_main:
             state = {"format": 1, "step": self.step, "config": config_to_dict(self.cfg), "model": model_sd,
                      "optimizer": optim_sd, "loader": loaders, "rng": rngs, "seen": self.seen.as_dict(),
-                     "nonfinite_skipped": self.skipped, "objective": self.cfg.objective}
+                     "nonfinite_skipped": self.skipped, "objective": self.cfg.objective,
+                     "vocabulary": self.vocabulary.to_json() if self.vocabulary is not None else None}
             try:
                 save_checkpoint(path, state)
                 prune_checkpoints(self.path, self.cfg.train.keep)
@@ -223,11 +220,12 @@ class _Run:
             last = micro == accum - 1
             if last and hasattr(self.objective, "set_requires_gradient_sync"):
                 self.objective.set_requires_gradient_sync(True)
+            inputs = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                      for k, v in self.objective.inputs(batch, self.stream.loader).items()}
             with self._accumulation(last):
                 with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-                    out = self.model({"video": batch.video}, self.step, (micro * info.world_size + info.rank) * b,
-                                     self.global_batch)
-                (out.loss / accum).backward()
+                    out = self.model(inputs, self.step, (micro * info.world_size + info.rank) * b, self.global_batch)
+                (out.to_differentiate / accum).backward()
             loss_sum += out.loss.detach().float()
             ages.append(batch.age_days)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf)
@@ -342,18 +340,21 @@ def _train(cfg: Config, info: distributed.DistInfo) -> TrainResult:
     found = latest_checkpoint(out)
     state = load_checkpoint(found) if found is not None else None
     if state is not None:
-        diff = config_differences(state["config"], cfg, ("objective", "model", cfg.objective))
+        diff = config_differences(state["config"], cfg, ("objective", "model", *objective_sections(cfg)))
         if diff:
             shown = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
             raise ResumeError(f"{out} holds a run of another model or objective ({found}): {shown}. Use another "
                               f"train.out, or the saved settings to resume")
-    run = _Run(cfg, info)
+    vocabulary = run_vocabulary(cfg, state)
+    run = _Run(cfg, info, vocabulary)
     if state is not None:
         run.resume(state)
         log.info("resumed %s at step %d", found, run.step)
     elif info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        if vocabulary is not None:
+            vocabulary.save(out / "vocab.json")
     logger = RunLogger(out, enabled=info.is_main)
     meter = _Meter(run)
     logger.write(_header(run, meter, str(found) if found else None))

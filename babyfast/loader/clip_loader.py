@@ -476,6 +476,18 @@ class ClipLoader(torch.utils.data.IterableDataset):
             video = colour_affine(video, *params.affine())
         return video
 
+    def anchor_texts(self, epoch: int, positions: Sequence[int] | np.ndarray) -> list[Optional[str]]:
+        """The utterance (with `anchor="utterance"`; else None) of the clip at each epoch position: what a
+        shuffled-pairs control pairs a clip with instead of its own."""
+        pos = np.asarray(positions, dtype=np.int64) % self.plan.num_candidates
+        rows, _ = self.plan.at(epoch, pos)
+        out: list[Optional[str]] = []
+        for r in rows:
+            a = int(self.segments.anchor[r])
+            meta = self.sources[int(self.segments.source[r])].meta(int(self.segments.video[r])) if a >= 0 else None
+            out.append(meta.utterances[a][2] if meta is not None and meta.utterances else None)
+        return out
+
     def _video_id(self, row: int) -> str:
         return self.sources[int(self.segments.source[row])].ids[int(self.segments.video[row])]
 

@@ -1,7 +1,9 @@
-"""Objectives: VideoMAE (and the registry other objectives join), the tube-mask sampler."""
-from .base import Objective, ObjectiveOutput, create_objective, list_objectives, register_objective
+"""Objectives: VideoMAE, video–utterance contrastive, both jointly; the registry; the tube-mask sampler."""
+from .base import Objective, ObjectiveOutput, create_objective, list_objectives, objective_class, register_objective
+from .contrastive import Contrastive, VideoMAEContrastive, symmetric_info_nce
 from .masking import TubeMask, TubeMaskSampler
 from .videomae import VideoMAE, pixel_targets
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective",
-           "TubeMask", "TubeMaskSampler", "VideoMAE", "pixel_targets"]
+           "TubeMask", "TubeMaskSampler", "VideoMAE", "pixel_targets", "Contrastive", "VideoMAEContrastive",
+           "symmetric_info_nce", "objective_class"]

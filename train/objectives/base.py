@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 import torch.nn as nn
 
-__all__ = ["Objective", "ObjectiveOutput", "register_objective", "create_objective", "list_objectives"]
+__all__ = ["Objective", "ObjectiveOutput", "register_objective", "create_objective", "list_objectives",
+           "objective_class"]
 
 
 @dataclass
 class ObjectiveOutput:
-    loss: torch.Tensor                                      # scalar, float32
+    loss: torch.Tensor                                      # scalar, float32: the value reported
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # scalar tensors, logged beside the loss
+    # what the loop differentiates, if not `loss` (a loss over negatives gathered from every rank is
+    # scaled by the world size, so that DDP's average of the ranks' gradients is its whole gradient)
+    backward: Optional[torch.Tensor] = None
+
+    @property
+    def to_differentiate(self) -> torch.Tensor:
+        return self.loss if self.backward is None else self.backward
 
 
 class Objective(nn.Module):
@@ -26,6 +34,15 @@ class Objective(nn.Module):
 
     name = ""
     encoder: nn.Module
+    # config sections passed as keyword arguments of the same names, for objectives built from others
+    # (the section named like the objective is always passed, its fields as keyword arguments)
+    extra_sections: tuple[str, ...] = ()
+    needs_vocabulary = False  # built with `vocabulary=` (a babyfast.train.vocab.Vocabulary)
+
+    def inputs(self, batch: Any, loader: Any) -> dict[str, Any]:
+        """The forward's `batch` from a loader's ClipBatch (on the CPU, before the step): the video by default;
+        objectives that need text tokenize it here."""
+        return {"video": batch.video}
 
     def forward(self, batch: dict[str, Any], step: int, offset: int = 0,  # type: ignore[override]
                 total: int | None = None) -> ObjectiveOutput:
@@ -65,12 +82,20 @@ def list_objectives() -> list[str]:
     return sorted(_OBJECTIVES)
 
 
-def create_objective(name: str, encoder: nn.Module, **kwargs: Any) -> Objective:
+def objective_class(name: str) -> type[Objective]:
     _load_builtin()
     if name not in _OBJECTIVES:
-        raise ValueError(f"create_objective: unknown objective {name!r}; registered: {', '.join(sorted(_OBJECTIVES))}")
-    return _OBJECTIVES[name](encoder, **kwargs)
+        raise ValueError(f"unknown objective {name!r}; registered: {', '.join(sorted(_OBJECTIVES))}")
+    return _OBJECTIVES[name]
+
+
+def create_objective(name: str, encoder: nn.Module, **kwargs: Any) -> Objective:
+    try:
+        cls = objective_class(name)
+    except ValueError as e:
+        raise ValueError(f"create_objective: {e}") from None
+    return cls(encoder, **kwargs)
 
 
 def _load_builtin() -> None:
-    from . import videomae  # noqa: F401
+    from . import contrastive, videomae  # noqa: F401
