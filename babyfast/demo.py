@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from babyfast.store.ingest import ingest
     from babyfast.store.inspect import check, format_summary, summarize
-    from babyfast.synth import load_suites, score, write_corpus, write_probes
+    from babyfast.eval import load_suites, score
+    from babyfast.synth import write_corpus, write_probes
     from babyfast.synth.png import write_png
 
     world, store, probes = out / "world", out / "store", out / "probes"

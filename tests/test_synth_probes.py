@@ -17,18 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from babyfast.synth import (
-    PROBE_INSTANCES,
-    SUITES,
-    TRAIN_INSTANCES,
-    chance_interval,
-    load_suite,
-    load_suites,
-    read_vocabulary,
-    score,
-    wilson_interval,
-    write_probes,
-)
+from babyfast.eval import chance_interval, load_suite, load_suites, score, wilson_interval
+from babyfast.synth import PROBE_INSTANCES, SUITES, TRAIN_INSTANCES, read_vocabulary, write_probes
 from babyfast.synth.png import encode_png, read_png
 
 N = 240

@@ -3,7 +3,7 @@
 - `write_corpus(out, ...)` renders recordings (plus `utterances.csv`, `ages.csv`, per-frame truth) in
   the folder layout `babyfast ingest` reads (`babyfast synth OUT` on the command line).
 - `write_probes(out, ...)` writes held-out probe suites with answer keys (`babyfast synth-probes OUT`);
-  `load_suite` / `score` read them back and score a responder.
+  `babyfast.eval` reads them back (`load_suite`, `score`) and scores models on them.
 - `load_truth(path)` reads a recording's ground truth.
 
 See `corpus`, `probes` and `truth` for the file layouts. Names are imported on first use, so that the
@@ -11,10 +11,9 @@ command line (which imports `babyfast.synth._cli`) starts without loading numpy.
 
 Example::
 
-    from babyfast.synth import write_corpus, write_probes, load_suite, score
+    from babyfast.synth import write_corpus, write_probes
     write_corpus("demo/world", children=2, hours=0.02, size=128)
     write_probes("demo/probes", size=128, trials=60, quads=12)
-    print(score(load_suite("demo/probes/left_right"), lambda q: 0))  # always "left": chance
 """
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ _EXPORTS = {
     "write_corpus": "corpus", "plan_corpus": "corpus", "parse_size": "corpus", "Corpus": "corpus",
     "RecordingInfo": "corpus",
     "write_probes": "probes", "SUITES": "probes",
-    "load_suite": "suites", "load_suites": "suites", "score": "suites", "Suite": "suites", "Trial": "suites",
-    "Question": "suites", "Score": "suites", "wilson_interval": "suites", "chance_interval": "suites",
     "load_truth": "truth", "Truth": "truth",
     "CATEGORIES": "vocab", "Category": "vocab", "TRAIN_INSTANCES": "vocab", "PROBE_INSTANCES": "vocab",
     "read_vocabulary": "vocab", "write_vocabulary": "vocab",

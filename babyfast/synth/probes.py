@@ -554,7 +554,8 @@ def write_probes(
 
     Example::
 
-        from babyfast.synth import write_probes, load_suite, score
+        from babyfast.synth import write_probes
+        from babyfast.eval import load_suite, score
         write_probes("demo/probes", size=128, trials=60, quads=12)
         suite = load_suite("demo/probes/counting")
         print(score(suite, lambda q: 0))   # a constant responder: chance

@@ -6,8 +6,8 @@ permanence suite one plausibility score per movie (higher: more possible). `scor
 with the key and reports accuracy with a 95% Wilson interval, the chance level, and the interval a
 chance responder would fall in 95% of the time.
 
-The layouts are documented in `babyfast.synth.probes`; the evaluation package reuses these loaders for
-the synthetic suites and mirrors them for the real benchmarks.
+The layouts are documented in `babyfast.synth.probes` (which only writes them); the adapters of the real
+benchmarks (`babyfast.eval.adapters`) read theirs into the same `Suite`.
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .png import read_png
-from .probes import SUITES as _SUITES
+from babyfast.synth.png import read_png
+from babyfast.synth.probes import SUITES as _SUITES
+
+from .stats import chance_interval, wilson_interval
 
 __all__ = ["Trial", "Question", "Suite", "Score", "load_suite", "load_suites", "score", "wilson_interval",
            "chance_interval"]
@@ -155,31 +157,6 @@ def load_suites(path: str | Path) -> dict[str, Suite]:
     """All suites present under a probe folder, by name."""
     root = Path(path)
     return {n: load_suite(root / n) for n in _SUITES if (root / n).is_dir()}
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval for a proportion (95% by default)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def chance_interval(p: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    """The central interval of accuracies (k/n) a responder at chance `p` falls in with prob. `level`."""
-    if n <= 0:
-        return 0.0, 1.0
-    k = np.arange(n + 1)
-    logpmf = (math.lgamma(n + 1) - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
-              + k * math.log(p) + (n - k) * math.log1p(-p))
-    cdf = np.cumsum(np.exp(logpmf))
-    tail = (1 - level) / 2
-    lo = int(np.searchsorted(cdf, tail))
-    hi = int(np.searchsorted(cdf, 1 - tail))
-    return lo / n, min(hi, n) / n
 
 
 @dataclass(frozen=True)
