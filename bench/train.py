@@ -1,4 +1,5 @@
-"""Training benchmark: babyfast's VideoMAE step against Hugging Face transformers' VideoMAEForPreTraining.
+"""Training benchmark: babyfast's VideoMAE step against Hugging Face transformers' VideoMAEForPreTraining, and
+babyfast's contrastive step (no peer builds the same model).
 
 1. Step (any device): the same model built both ways from one config (transformers from a
    `VideoMAEConfig`, no weights downloaded), the same uint8 batch of BabyWorld clips, the same tube masks
@@ -36,8 +37,9 @@ from _common import machine, write_result  # noqa: E402
 CLIP, SIZE = 16, 224
 
 
-def _batch(work: Path, batch: int) -> torch.Tensor:
-    """One batch of real BabyWorld clips (16 x 224^2 uint8), from a small store made here."""
+def _batch(work: Path, batch: int) -> Any:
+    """One batch of real BabyWorld clips (16 x 224^2 uint8) drawn around utterances (so that the
+    contrastive step has its texts), from a small store made here."""
     from babyfast.loader.augment import Augment
     from babyfast.loader.clip_loader import ClipLoader
     from babyfast.store.ingest import ingest
@@ -47,8 +49,8 @@ def _batch(work: Path, batch: int) -> torch.Tensor:
     write_corpus(src, children=1, hours=0.02, size=256, fps=10, recording_minutes=1.2, seed=5, workers=2,
                  progress=False)
     ingest(src, store, fps=10, size=256, gop=16, workers=2, progress=False)
-    loader = ClipLoader(store, clip_len=CLIP, batch_size=batch, augment=Augment(size=SIZE), seed=0)
-    return next(iter(loader))["video"]
+    loader = ClipLoader(store, clip_len=CLIP, batch_size=batch, augment=Augment(size=SIZE), seed=0, anchor="utterance")
+    return next(iter(loader))
 
 
 def _hf_model(encoder_cfg: dict[str, Any], decoder: tuple[int, int, int]) -> torch.nn.Module:
@@ -140,6 +142,41 @@ def step_benchmark(model: str, video: torch.Tensor, steps: int, device: torch.de
     return out
 
 
+def contrastive_benchmark(model: str, batch: Any, steps: int, device: torch.device) -> dict[str, Any]:
+    """babyfast's contrastive step (video tower on every tubelet, mean text encoder, InfoNCE) on the batch."""
+    from babyfast.train.build import build_objective
+    from babyfast.train.config import load_config
+    from babyfast.train.metrics import device_peak
+    from babyfast.train.optim import build_optimizer
+    from babyfast.train.vocab import build_vocabulary
+
+    cfg = load_config(None, [f"model.name={model}", "objective=contrastive", "data.store=-", f"data.clip_len={CLIP}",
+                             f"data.size={SIZE}"])
+    torch.manual_seed(0)
+    objective = build_objective(cfg, build_vocabulary([t for t in batch.anchor_text if t])).to(device)
+    opt = build_optimizer(objective, cfg.optim, device, objective.no_weight_decay())
+    ids, mask = objective.vocabulary.encode(batch.anchor_text, objective.max_words)
+    inputs = {"video": batch.video.to(device), "text_ids": ids.to(device), "text_mask": mask.to(device),
+              "valid": torch.ones(len(batch), dtype=torch.bool, device=device)}
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = objective(inputs, step=0).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    med = float(np.median([_timed(step, device) for _ in range(steps)]))
+    n_tokens, _ = objective.tokens_per_clip((CLIP, SIZE, SIZE))
+    flops = 3 * objective.flops_per_clip((CLIP, SIZE, SIZE))
+    peak, _ = device_peak(device, dtype or torch.float32)
+    b = len(batch)
+    return {"model": model, "batch": b, "median_step_s": med, "clips_per_s": b / med,
+            "input_tokens_per_s": b * n_tokens / med, "mfu": (b * flops / med) / peak if peak else None}
+
+
 def e2e_benchmark(model: str, work: Path, steps: int, batch: int, workers: int) -> dict[str, Any]:
     """CUDA: the whole loop with the real loader, against transformers with DataLoader + PyAV."""
     from loader import _ClipsFromFiles  # the baseline dataset of bench/loader.py (same sources, same clips)
@@ -226,8 +263,9 @@ def main() -> int:
     batch = args.batch or (32 if cuda else 8)
     work = Path(tempfile.mkdtemp(prefix="babyfast-bench-train-"))
     try:
-        video = _batch(work, batch)
-        step = step_benchmark(model, video, args.steps, device)
+        clips = _batch(work, batch)
+        step = step_benchmark(model, clips.video, args.steps, device)
+        contrastive = contrastive_benchmark(model, clips, args.steps, device)
         e2e = [e2e_benchmark(m, work, args.e2e_steps, batch, args.workers) for m in ("vit_small", "vit_base")] \
             if args.e2e and cuda else []
     finally:
@@ -237,8 +275,10 @@ def main() -> int:
     rows = [[f"babyfast {model} VideoMAE step", round(step["babyfast"]["input_tokens_per_s"]),
              mfu(step["babyfast"]["mfu"]), round(step["ratio"], 2)],
             [f"transformers VideoMAEForPreTraining ({model} config)", round(step["transformers"]["input_tokens_per_s"]),
-             mfu(step["transformers"]["mfu"]), 1.0]]
-    notes = [f"Same batch of {batch} BabyWorld clips 16x224^2, same tube masks (ratio 0.9), AdamW; "
+             mfu(step["transformers"]["mfu"]), 1.0],
+            [f"babyfast {model} contrastive step ({contrastive['clips_per_s']:.1f} clips/s)",
+             round(contrastive["input_tokens_per_s"]), mfu(contrastive["mfu"]), "no peer"]]
+    notes = [f"Same batch of {batch} BabyWorld clips 16x224^2 (drawn around utterances), same tube masks (ratio 0.9), AdamW; "
              f"{'bf16 autocast' if cuda else 'fp32'}; median of {args.steps} steps each, alternated. MFU against "
              f"{step['peak_source']}. Encoder parameters: babyfast {step['parameters']['babyfast_encoder']:,}, "
              f"transformers {step['parameters']['transformers_encoder']:,}."]
@@ -252,7 +292,7 @@ def main() -> int:
                      f"{100 * e['transformers_dataloader_pyav']['stall']:.1f}%; target >= 3x.")
     name = "train_gpu" if cuda else "train"
     path = write_result(name, {
-        "device": where, "step": step, "e2e": e2e,
+        "device": where, "step": step, "contrastive": contrastive, "e2e": e2e,
         "table": {"title": f"Training throughput on {where}: babyfast vs transformers' VideoMAE",
                   "columns": ["method", "input tokens/s", "MFU", "babyfast speed-up"], "rows": rows, "notes": notes},
     }, Path(args.out) if args.out else None)

@@ -12,7 +12,6 @@ benchmarks (`babyfast.eval.adapters`) read theirs into the same `Suite`.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
