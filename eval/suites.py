@@ -31,13 +31,17 @@ __all__ = ["Trial", "Question", "Suite", "Score", "load_suite", "load_suites", "
 @dataclass(frozen=True)
 class Trial:
     """One trial. `stimuli`: image paths, or for movies tuples of frame paths. `answer`: an index into
-    `choices` (permanence: the indices of the possible movies)."""
+    `choices` (permanence: the indices of the possible movies). `labels`: what each stimulus shows, where
+    the suite says it (the category of each frame of a 4-way trial), for probes trained on a split of the
+    suite. `group`: a condition to report separately (ModelVsBaby's image conditions, IntPhys blocks)."""
 
     id: str
     query: str | None
     choices: tuple
     stimuli: tuple
     answer: Any
+    labels: tuple | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,12 @@ def load_suite(path: str | Path, name: str | None = None) -> Suite:
         if kind in ("object_recognition", "word_referent"):
             opts = tuple(str(root / o) for o in d["options"])
             answer = d["options"].index(d["target_img_filename"])
-            trials.append(Trial(tid, d["target_category"], tuple(range(len(opts))), opts, answer))
+            labels = None
+            if kind == "object_recognition":
+                shown = dict(zip(d["foil_img_filenames"], d["foil_categories"]))
+                shown[d["target_img_filename"]] = d["target_category"]
+                labels = tuple(shown[o] for o in d["options"])
+            trials.append(Trial(tid, d["target_category"], tuple(range(len(opts))), opts, answer, labels))
         elif kind == "counting":
             choices = tuple(doc["choices"])
             trials.append(Trial(tid, None, choices, (str(root / d["image"]),), choices.index(d["answer"])))
