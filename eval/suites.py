@@ -24,8 +24,7 @@ from babyfast.synth.probes import SUITES as _SUITES
 
 from .stats import chance_interval, wilson_interval
 
-__all__ = ["Trial", "Question", "Suite", "Score", "load_suite", "load_suites", "score", "wilson_interval",
-           "chance_interval"]
+__all__ = ["Trial", "Question", "Suite", "Score", "load_suite", "load_suites", "score", "judge"]
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,8 @@ class Score:
         return self.accuracy > self.chance_range[1]
 
 
-def _judge(suite: Suite, trial: Trial, answer) -> float:
+def judge(suite: Suite, trial: Trial, answer: Any) -> float:
+    """The score of one answer to one trial: 1 or 0 (relative judging: 0.5 for a tie)."""
     if suite.judge == "relative":
         s = np.asarray(answer, dtype=np.float64).reshape(-1)
         if s.shape != (len(trial.choices),) or not np.isfinite(s).all():
@@ -205,7 +205,7 @@ def _judge(suite: Suite, trial: Trial, answer) -> float:
 def score(suite: Suite, responder: Callable[[Question], Any], trials: Sequence[int] | None = None) -> Score:
     """Run `responder` on the suite's trials (all, or the given indices) and score it."""
     idx = range(len(suite)) if trials is None else trials
-    correct = sum(_judge(suite, suite.trials[i], responder(suite.question(i))) for i in idx)
+    correct = sum(judge(suite, suite.trials[i], responder(suite.question(i))) for i in idx)
     n = len(idx)
     chance = suite.chance
     return Score(suite.name, n, correct, correct / max(n, 1), wilson_interval(correct, n), chance,

@@ -1,6 +1,6 @@
 """BabyWorld probe suites: layouts load back, oracles reading the truth solve them, trivial cues do not.
 
-The oracles here parse the truth files themselves (not through the loader) and answer from what the
+The oracles (`babyfast.eval.oracle`) parse the truth files themselves (not through the loader) and answer from what the
 renderer says is visible; the cue responders answer from pixel statistics that carry no knowledge of
 the task, and must land within the interval a chance responder falls in.
 """
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from babyfast.eval import chance_interval, load_suite, load_suites, score, wilson_interval
+from babyfast.eval.oracle import oracle
 from babyfast.synth import PROBE_INSTANCES, SUITES, TRAIN_INSTANCES, read_vocabulary, write_probes
 from babyfast.synth.png import encode_png, read_png
 
@@ -110,48 +111,7 @@ def test_answers_are_balanced(probes, suites):
         assert len(targets) == 24 and set(targets.values()) == {N // 24}, name
 
 
-# ---- oracles reading the truth ------------------------------------------------------------------------
-
-
-def _oracle(probes: Path, name: str):
-    root = probes / name
-    if name == "permanence":
-        def possible(mdir: Path) -> bool:
-            runs, cur = [], None
-            for fr in _json(mdir / "status.json")["frames"]:
-                lifted = fr["occluders"][0]["lifted"]
-                seen = any(o["track"] == 0 and o["visibility"] > 0.5 for o in fr["objects"])
-                if lifted:
-                    cur = (cur or False) or seen
-                elif cur is not None:
-                    runs.append(cur)
-                    cur = None
-            return len(set(runs)) == 1 and len(runs) == 2
-
-        def respond(q):
-            qdir = root / "O1" / q.trial_id.split("/")[1]
-            return [1.0 if possible(qdir / m) else 0.0 for m in q.choices]
-        return respond
-    truth = _json(root / "truth.json")
-    trials = {f"{name}/{t['trial_num']}": t for t in _json(root / "trials.json")["data"]}
-
-    def visible(frame, word=None):
-        return [o for o in truth[frame]["objects"] if o["visibility"] >= 0.5 and (word is None or o["word"] == word)]
-
-    def respond(q):
-        t = trials[q.trial_id]
-        if name in ("object_recognition", "word_referent"):
-            hits = [k for k, f in enumerate(t["options"]) if visible(f, q.query)]
-            return hits[0] if len(hits) == 1 else -1
-        if name == "counting":
-            return q.choices.index(len(visible(t["image"])))
-        if name == "left_right":
-            (o,) = visible(t["image"], q.query)
-            return q.choices.index("left" if (o["box"][0] + o["box"][2]) / 2 < SIZE / 2 else "right")
-        face = truth[t["image"]]["faces"][0]
-        (o,) = [o for o in truth[t["image"]]["objects"] if o["track"] == face["gaze_track"]]
-        return q.choices.index(tuple(o["box"]))
-    return respond
+# ---- oracles reading the truth (babyfast.eval.oracle: from the truth files, never the answer key) ------
 
 
 def _safe(respond):
@@ -163,7 +123,7 @@ def _safe(respond):
 
 @pytest.mark.parametrize("name", SUITES)
 def test_oracle_reading_the_truth_scores_99(probes, suites, name):
-    s = score(suites[name], _safe(_oracle(probes, name)))
+    s = score(suites[name], _safe(oracle(probes, name)))
     assert s.accuracy >= 0.99, s
 
 

@@ -26,7 +26,7 @@ from .config import Config, config_from_dict, config_to_dict
 
 __all__ = ["CheckpointError", "checkpoint_dir", "checkpoint_path", "list_checkpoints", "latest_checkpoint",
            "save_checkpoint", "load_checkpoint", "prune_checkpoints", "rng_state", "set_rng_state",
-           "load_encoder", "load_objective", "FORMAT"]
+           "load_encoder", "load_objective", "objective_from_state", "FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +173,18 @@ def load_objective(path: str | os.PathLike[str], device: str | torch.device = "c
         objective, cfg = load_objective("runs/contrastive")
         words = objective.embed_text(*objective.vocabulary.encode(["ball", "duck"]))
     """
+    objective, cfg = objective_from_state(load_checkpoint(path))
+    return objective.to(device).eval(), cfg
+
+
+def objective_from_state(state: dict[str, Any]) -> tuple[nn.Module, Config]:
+    """The objective a loaded checkpoint holds (on the CPU, in training mode), and its config."""
     from .build import build_objective, run_vocabulary
 
-    state = load_checkpoint(path)
     cfg = config_from_dict(state["config"])
     objective = build_objective(cfg, run_vocabulary(cfg, state))
     objective.load_state_dict(state["model"])
-    return objective.to(device).eval(), cfg
+    return objective, cfg
 
 
 def config_differences(saved: dict[str, Any], cfg: Config, sections: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
