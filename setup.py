@@ -80,7 +80,7 @@ setup(
     ext_modules=[CMakeExtension("babyfast._core")],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm", "PyYAML", "tensorboard",
-                      "matplotlib"],
+                      "matplotlib", "scikit-learn"],
     extras_require={"gpu": ["nvidia-dali-cuda130", "triton"]},
     entry_points={
         "console_scripts": ["babyfast=babyfast.cli:main"],

@@ -7,7 +7,7 @@ import logging
 import sys
 
 # Modules that expose `register(subparsers)`; each subcommand sets `func(args) -> int` as its handler.
-_COMMAND_MODULES = ("babyfast.store._cli", "babyfast.synth._cli", "babyfast.train._cli")
+_COMMAND_MODULES = ("babyfast.store._cli", "babyfast.synth._cli", "babyfast.train._cli", "babyfast.eval._cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

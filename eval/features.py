@@ -23,7 +23,7 @@ def as_clips(stimuli: Sequence[np.ndarray], clip_len: int, size: int) -> torch.T
     (`clip_len` frames taken evenly from the movie)."""
     out = []
     for s in stimuli:
-        x = torch.from_numpy(np.ascontiguousarray(s))
+        x = torch.from_numpy(np.array(s) if not s.flags.writeable else np.ascontiguousarray(s))
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if x.shape[0] != clip_len:
@@ -103,29 +103,22 @@ class EvalModel:
 
     @torch.no_grad()
     def prediction_error(self, movie: np.ndarray) -> np.ndarray:
-        """VideoMAE's surprise along a movie: for each window of `clip_len` frames, the error of its later
-        half (every tubelet masked) predicted from its earlier half (visible); one value per window."""
-        mae = self.mae
-        t = mae.encoder.tubelet[0]
-        clip = self.clip_len
-        frames = len(movie)
-        starts = range(0, max(1, frames - clip + 1), t)
-        errors = []
-        for s in starts:
-            window = movie[s:s + clip]
-            video = as_clips([window], clip, self.size).to(self.device)
-            gt, gh, gw = mae.encoder.grid(video.shape)
-            per = gh * gw
-            keep = (gt // 2) * per  # the earlier half of the time slices is seen
-            visible = torch.arange(keep, device=self.device)[None]
-            masked = torch.arange(keep, gt * per, device=self.device)[None]
-            from babyfast.train.objectives.videomae import pixel_targets
+        """VideoMAE's surprise along a movie: for each window of `clip_len` frames (every tubelet step), the
+        error of its later half (every tubelet masked) predicted from its earlier half (visible); one value
+        per window, all windows in one batch."""
+        from babyfast.train.objectives.videomae import pixel_targets
 
-            pred = mae.reconstruct(video, visible, masked).float()
-            target = pixel_targets(video, mae.encoder.tubelet, masked, mae.norm_pix_loss,
-                                   mae.encoder.patch_embed.backend)
-            errors.append(float(((pred - target) ** 2).mean()))
-        return np.array(errors)
+        mae = self.mae
+        t, clip = mae.encoder.tubelet[0], self.clip_len
+        starts = range(0, max(1, len(movie) - clip + 1), t)
+        video = as_clips([movie[s:s + clip] for s in starts], clip, self.size).to(self.device)
+        gt, gh, gw = mae.encoder.grid(video.shape)
+        keep, b = (gt // 2) * gh * gw, video.shape[0]  # the earlier half of the time slices is seen
+        visible = torch.arange(keep, device=self.device).expand(b, -1)
+        masked = torch.arange(keep, gt * gh * gw, device=self.device).expand(b, -1)
+        pred = mae.reconstruct(video, visible, masked).float()
+        target = pixel_targets(video, mae.encoder.tubelet, masked, mae.norm_pix_loss, mae.encoder.patch_embed.backend)
+        return ((pred - target) ** 2).mean(dim=(1, 2)).cpu().numpy()
 
 
 def _eval_objective(objective: Any, device: torch.device) -> Any:

@@ -68,8 +68,9 @@ def register(subparsers) -> None:
     )
     q.add_argument("out", help="output folder")
     q.add_argument("--size", type=_size, default=(256, 256), help="frame size: N or WxH (default 256)")
-    q.add_argument("--trials", type=_positive_int, default=240, help="trials per suite (default 240)")
-    q.add_argument("--quads", type=_positive_int, default=48, help="permanence quadruplets (default 48)")
+    q.add_argument("--trials", type=_positive_int, default=480,
+                   help="trials per suite (default 480: a 95%% interval of about +-4.5 points at 4-way chance)")
+    q.add_argument("--quads", type=_positive_int, default=100, help="permanence quadruplets (default 100)")
     q.add_argument("--movie-frames", type=_positive_int, default=24, help="frames per permanence movie (default 24)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--suites", nargs="+", default=None, metavar="SUITE",

@@ -537,8 +537,8 @@ def _claim(out: Path, names: tuple[str, ...], width: int, height: int, seed: int
 def write_probes(
     out: str | os.PathLike,
     size: int | str | tuple[int, int] = 256,
-    trials: int = 240,
-    quads: int = 48,
+    trials: int = 480,
+    quads: int = 100,
     movie_frames: int = 24,
     seed: int = 0,
     suites: tuple[str, ...] | list[str] | None = None,
