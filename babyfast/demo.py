@@ -9,7 +9,8 @@
    and save a contact sheet of one batch, DIR/batch.png;
 5. train vit_tiny with the VideoMAE objective on the CPU for a few minutes (configs/videomae_tiny_cpu.yaml)
    into DIR/run: checkpoints, JSONL and TensorBoard logs, a plot; print tokens/s, MFU and loader stall;
-6. write the held-out milestone probe suites, DIR/probes, and score a chance responder on each.
+6. write held-out milestone probe suites, DIR/probes, and score the trained model and the same
+   architecture with random weights on them: the report card, DIR/run/eval/report.{md,png,json}.
 
 Re-running reuses what is already there (the world by its folder, the store by sha256 of each recording,
 the run by its checkpoints: a finished run is not trained again, an interrupted one resumes).
@@ -70,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from babyfast.store.ingest import ingest
     from babyfast.store.inspect import check, format_summary, summarize
-    from babyfast.eval import load_suites, score
     from babyfast.synth import write_corpus, write_probes
     from babyfast.synth.png import write_png
 
@@ -123,13 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     if summary is None:
         return 1
 
-    print(f"== 6. milestone probes -> {probes}")
+    print(f"== 6. milestones: held-out BabyWorld probes -> {probes}; the model against its random-init control")
     if not (probes / "probes.json").exists():
-        write_probes(probes, size=128, trials=80, quads=8, workers=2)
-    for name, suite in sorted(load_suites(probes).items()):
-        constant = (lambda q: [0.0] * len(q.choices)) if name == "permanence" else (lambda q: 0)
-        s = score(suite, constant)
-        print(f"   {name:20s} {len(suite)} trials; constant responder {s.accuracy:.2f} (chance {s.chance:.2f})")
+        write_probes(probes, size=112, trials=96, quads=16, movie_frames=16, workers=2)
+    from babyfast.eval.report import format_card, write_report
+    from babyfast.eval.run import evaluate
+
+    evaluation = evaluate(out / "run", probes, headline_only=True)
+    paths = write_report(evaluation, out / "run" / "eval")
+    print("   " + format_card(evaluation.as_dict()).replace("\n", "\n   "))
+    print(f"   report card: {paths['md']}, {paths['png']}; a bigger run: babyfast synth-probes, babyfast eval")
     print("done.")
     return 0 if result.ok and report.ok else 1
 

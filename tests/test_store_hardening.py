@@ -247,9 +247,9 @@ def test_workers_die_with_a_killed_ingest(tmp_path: Path) -> None:
     while any(_alive(p) for p in workers) and time.time() - t < 5:
         time.sleep(0.05)
     assert not any(_alive(p) for p in workers), f"workers {[p for p in workers if _alive(p)]} outlived their run"
-    published = sorted(p.name for p in (store / "videos").iterdir()) if (store / "videos").exists() else []
+    published = sorted(p.name for p in (store / "videos").iterdir() if p.is_dir()) if (store / "videos").exists() else []
     time.sleep(1.0)
-    assert (sorted(p.name for p in (store / "videos").iterdir()) if (store / "videos").exists() else []) == published
+    assert (sorted(p.name for p in (store / "videos").iterdir() if p.is_dir()) if (store / "videos").exists() else []) == published
 
 
 # ---------------------------------------------------------------------------------------------- 9: writes
