@@ -230,8 +230,9 @@ def test_cpu_decoded_clips_are_augmented_on_the_gpu(store: Path) -> None:
     video = transform_clips(clips, params, aug, "cuda")
     assert video.is_cuda and video.dtype == torch.uint8
     check_against_reference(video, clips, params, aug)
-    # a raw store decodes on the CPU (zstd) whatever the device: the clips reach the GPU as uint8 boxes
-    gpu = next(iter(ClipLoader(store, clip_len=4, batch_size=4, augment=aug, seed=5, device="cuda")))
+    # decoded on the CPU for a CUDA consumer: the clips reach the GPU as uint8 crop boxes
+    gpu = next(iter(ClipLoader(store, clip_len=4, batch_size=4, augment=aug, seed=5, device="cuda",
+                               decode_device="cpu")))
     cpu = next(iter(ClipLoader(store, clip_len=4, batch_size=4, augment=aug, seed=5, device="cpu")))
     assert gpu.video.is_cuda and gpu.video_id == cpu.video_id
     assert (gpu.video.cpu().int() - cpu.video.int()).abs().max() <= 1

@@ -107,9 +107,10 @@ void register_colour(py::module_& m) {
 out[:] = clamp(round(src[:, y0:y0+h, x0:x0+w] @ matrix.T + offset)), each row mirrored when `flip`.
 
 src: uint8 (frames, H, W, 3) numpy array with packed pixels; box: (y0, x0, h, w); matrix: 3x3 and
-offset: 3 entries, in 0..255 units (|matrix| <= 64, |offset| <= 4096); out: C-contiguous uint8
-(frames, h, w, 3), not overlapping src. Fixed point with 14 fractional bits (within 0.03 grey levels of
-the exact value before rounding); AVX2 when the CPU has it (`simd=False` forces the portable path).
+offset: 3 entries, in 0..255 units (|matrix| <= 16, |offset| <= 4096); out: C-contiguous uint8
+(frames, h, w, 3), not overlapping src. Fixed point with 11-14 fractional bits, the most that fit the
+largest weight (within 0.03 grey levels of the exact value before rounding for |matrix| < 2, 0.19 at
+the limit); AVX2 when the CPU has it (`simd=False` forces the portable path, same bytes).
 )doc");
-  m.def("colour_has_avx2", &babyfast::colour_has_avx2, "True when colour_crop uses its AVX2 build on this machine.");
+  m.def("colour_has_avx2", &babyfast::colour_has_avx2, "True when colour_crop uses its AVX2 kernel on this machine.");
 }
