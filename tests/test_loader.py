@@ -146,7 +146,8 @@ def test_augmentation_is_consistent_across_frames(store: Path) -> None:
                                                   align_corners=False).round().clamp(0, 255)
             if params.flip[i]:
                 ref = ref.flip(-1)
-            assert torch.equal(batch["video"][i, t].permute(2, 0, 1).float(), ref[0])
+            # within one grey level: the loader resizes uint8 in fixed point, the reference in float
+            assert (batch["video"][i, t].permute(2, 0, 1).float() - ref[0]).abs().max() <= 1
 
 
 def test_resume_with_other_worker_counts(store: Path) -> None:

@@ -1,20 +1,33 @@
-"""Clip-consistent augmentation: its parameters, drawn from the loader's seed, and its CPU application.
+"""Clip-consistent augmentation: its parameters, drawn from the loader's seed, and `transform_clips`, which
+applies them to a batch of decoded clips on the CPU or on the GPU.
 
 Parameters are a pure function of (seed, epoch, global clip position), so a resumed run, any number of
-workers and the GPU and CPU paths all see the same crops. Geometry (random resized crop with one box for
-every frame of a clip, horizontal flip) runs in DALI on the GPU or in torch on the CPU; colour jitter is a
-per-clip affine map in RGB (brightness, contrast around mid-grey, saturation towards luma, hue rotation
-about the grey axis) applied by `colour_affine` in torch on either device, so both paths agree by
-construction.
+workers and the GPU and CPU paths all see the same crops. One box serves every frame of a clip.
+
+Per clip, in this order: colour jitter (a per-clip affine map in RGB: brightness, contrast around mid-grey,
+saturation towards luma, hue rotation about the grey axis) on the crop box, rounded to uint8; the
+antialiased bilinear resize of the box to size x size, rounded to uint8; the horizontal flip. Colour comes
+first because the resize's weights are non-negative and sum to one: the colour's rounding error passes
+through them unamplified, so the result stays within one grey level of the exact (float64, rounded once)
+computation. The other order would multiply the resize's rounding error by the colour gain.
+
+- CPU (numpy clips from PyAV or DALI's CPU decoders, device "cpu"): colour, crop and flip in one pass of the
+  C++ core (`babyfast._core.colour_crop`, fixed point), then torch's uint8 channels-last antialiased
+  resize, written straight into the batch.
+- Any torch device (clips decoded on the GPU by DALI, or CPU-decoded clips for a GPU consumer, whose crop
+  boxes travel in one uint8 copy): the same steps in float32 torch ops, rounded at the same points.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from babyfast import _core
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -130,30 +143,123 @@ class ClipParams:
         return mats, offs
 
 
-def colour_affine(video: torch.Tensor, mats: np.ndarray, offs: np.ndarray) -> torch.Tensor:
-    """Apply per-clip colour affines to uint8 video [B, T, H, W, 3] (any device); returns uint8."""
-    m = torch.as_tensor(mats, dtype=torch.float32, device=video.device)
-    o = torch.as_tensor(offs, dtype=torch.float32, device=video.device)
-    x = video.to(torch.float32)
-    y = torch.einsum("bthwc,bdc->bthwd", x, m) + o[:, None, None, None, :]
-    return y.round_().clamp_(0, 255).to(torch.uint8)
+def transform_clips(clips: Sequence[np.ndarray | torch.Tensor], params: ClipParams, augment: Augment,
+                    device: str | torch.device) -> torch.Tensor:
+    """The augmented batch, uint8 ``[B, T, S, S, 3]`` on `device` (S = ``augment.size``; the stored frame size
+    when that is None, which needs every clip of one size).
 
+    clips: uint8 ``(T, H, W, 3)`` per clip, numpy arrays (CPU decoders) or torch tensors (DALI on the GPU);
+    params: ``augment.draw(...)`` for these clips, whose boxes are in each clip's own pixels.
 
-def crop_resize_flip(clip: np.ndarray | torch.Tensor, box: np.ndarray, flip: bool,
-                     size: int | None) -> np.ndarray | torch.Tensor:
-    """Geometry for one clip (T, H, W, 3) uint8: crop the box, resize to size x size, maybe flip.
-
-    A numpy clip is processed on the CPU and returned as numpy; a torch clip stays on its device (the
-    GPU path), with the same arithmetic.
+    Example:
+        >>> aug = Augment(size=112, brightness=0.2, contrast=0.2, saturation=0.2, hue=5)
+        >>> clips = [np.zeros((16, 128, 160, 3), np.uint8)] * 2
+        >>> transform_clips(clips, aug.draw(0, 0, np.arange(2), 128, 160), aug, "cpu").shape
+        torch.Size([2, 16, 112, 112, 3])
     """
-    y0, x0, bh, bw = (int(v) for v in box)
-    on_torch = isinstance(clip, torch.Tensor)
-    out = clip[:, y0:y0 + bh, x0:x0 + bw]
-    if size is not None and (bh, bw) != (size, size):
-        t = (out if on_torch else torch.from_numpy(np.ascontiguousarray(out))).permute(0, 3, 1, 2).to(torch.float32)
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out = t.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        out = out if on_torch else out.numpy()
-    if flip:
-        out = out.flip(2) if on_torch else out[:, :, ::-1]
-    return out.contiguous() if on_torch else np.ascontiguousarray(out)
+    device = torch.device(device)
+    if len(clips) != len(params.box):
+        raise ValueError(f"{len(clips)} clips but parameters for {len(params.box)}")
+    if len(clips) == 0:
+        raise ValueError("transform_clips needs at least one clip")
+    frames = {int(c.shape[0]) for c in clips}
+    if len(frames) > 1:
+        raise ValueError(f"clips of one batch must have the same number of frames, got {sorted(frames)}")
+    if augment.size is None:
+        sizes = {tuple(int(v) for v in c.shape[1:3]) for c in clips}
+        if len(sizes) > 1:
+            raise ValueError(f"Augment(size=None) keeps the stored frame size, but these clips differ: "
+                             f"{sorted(sizes)}; give Augment(size=...)")
+        out_hw = sizes.pop()
+    else:
+        out_hw = (augment.size, augment.size)
+    for i, c in enumerate(clips):
+        y0, x0, bh, bw = (int(v) for v in params.box[i])
+        if c.ndim != 4 or c.shape[3] != 3 or y0 < 0 or x0 < 0 or y0 + bh > c.shape[1] or x0 + bw > c.shape[2]:
+            raise ValueError(f"clip {i} of shape {tuple(c.shape)} does not hold its crop box "
+                             f"(y0={y0}, x0={x0}, h={bh}, w={bw})")
+    colour = params.affine() if augment.has_colour else None
+    if device.type == "cpu":
+        return _transform_cpu(clips, params, colour, out_hw)
+    return _transform_torch(_boxes_on(device, clips, params), params, colour, out_hw)
+
+
+_IDENTITY = (np.eye(3), np.zeros(3))
+
+
+def _transform_cpu(clips: Sequence[np.ndarray | torch.Tensor], params: ClipParams,
+                   colour: tuple[np.ndarray, np.ndarray] | None, out_hw: tuple[int, int]) -> torch.Tensor:
+    t = int(clips[0].shape[0])
+    out = torch.empty((len(clips), t, *out_hw, 3), dtype=torch.uint8)
+    dst = out.numpy()
+    for i, clip in enumerate(clips):
+        src = clip.cpu().numpy() if isinstance(clip, torch.Tensor) else clip
+        if src.dtype != np.uint8:
+            raise ValueError(f"clip {i} is {src.dtype}; the loader's clips are uint8")
+        if src.strides[2:] != (3, 1):  # the C++ pass reads packed RGB pixels
+            src = np.ascontiguousarray(src)
+        y0, x0, bh, bw = (int(v) for v in params.box[i])
+        flip = bool(params.flip[i])
+        resize = (bh, bw) != out_hw
+        if colour is not None or flip:
+            m, o = (colour[0][i], colour[1][i]) if colour is not None else _IDENTITY
+            box = np.empty((t, bh, bw, 3), np.uint8) if resize else dst[i]
+            _core.colour_crop(src, (y0, x0, bh, bw), flip, m, o, box)
+        elif resize:  # torch's resize reads a contiguous box faster than the strided crop, copy included
+            box = np.ascontiguousarray(src[:, y0:y0 + bh, x0:x0 + bw])
+        else:
+            dst[i] = src[:, y0:y0 + bh, x0:x0 + bw]
+        if resize:
+            # uint8 in, uint8 out, channels last: torch's fixed-point antialiased path, 10-30x faster than
+            # float32; the out= form writes into the batch instead of a temporary
+            torch.ops.aten._upsample_bilinear2d_aa.out(_nchw(torch.from_numpy(box)), list(out_hw), False, None,
+                                                       None, out=_nchw(out[i]))
+    return out
+
+
+def _nchw(video: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) as (T, 3, H, W) with channels-last strides: the same memory, no copy."""
+    return video.permute(0, 3, 1, 2)
+
+
+def _boxes_on(device: torch.device, clips: Sequence[np.ndarray | torch.Tensor],
+              params: ClipParams) -> list[torch.Tensor]:
+    """Each clip's crop box as a uint8 tensor on `device`. Clips already there are viewed, not copied; the
+    boxes of CPU clips are gathered into one (pinned, for CUDA) buffer and sent in one copy."""
+    crops = []
+    for i, clip in enumerate(clips):
+        y0, x0, bh, bw = (int(v) for v in params.box[i])
+        crops.append(clip[:, y0:y0 + bh, x0:x0 + bw])
+    if all(isinstance(c, torch.Tensor) and c.device == device for c in crops):
+        return crops
+    host_crops = [c.cpu().numpy() if isinstance(c, torch.Tensor) else c for c in crops]
+    ends = np.cumsum([c.size for c in host_crops])
+    host = torch.empty(int(ends[-1]), dtype=torch.uint8, pin_memory=device.type == "cuda")
+    flat = host.numpy()
+    for c, end in zip(host_crops, ends):
+        flat[end - c.size:end].reshape(c.shape)[...] = c
+    sent = host.to(device, non_blocking=True)
+    return [sent[end - c.size:end].view(c.shape) for c, end in zip(host_crops, ends)]
+
+
+def _transform_torch(boxes: Sequence[torch.Tensor], params: ClipParams,
+                     colour: tuple[np.ndarray, np.ndarray] | None, out_hw: tuple[int, int]) -> torch.Tensor:
+    """The CPU path's steps in float32 torch ops on the boxes' device, rounded where that path rounds."""
+    device = boxes[0].device
+    out = torch.empty((len(boxes), boxes[0].shape[0], *out_hw, 3), dtype=torch.uint8, device=device)
+    if colour is not None:
+        mats = torch.as_tensor(colour[0], dtype=torch.float32).to(device, non_blocking=True)
+        offs = torch.as_tensor(colour[1], dtype=torch.float32).to(device, non_blocking=True)
+    for i, box in enumerate(boxes):
+        x = box.to(torch.float32)
+        if colour is not None:
+            # three broadcast multiply-adds rather than a matmul: exact float32 whatever TF32 setting is on
+            m = mats[i]
+            x = x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2] + offs[i]
+            x = x.round_().clamp_(0, 255)
+        if tuple(box.shape[1:3]) != out_hw:
+            x = F.interpolate(_nchw(x), size=out_hw, mode="bilinear", align_corners=False, antialias=True)
+            x = x.round_().clamp_(0, 255).permute(0, 2, 3, 1)
+        y = x.to(torch.uint8)
+        out[i] = y.flip(2) if params.flip[i] else y
+    return out

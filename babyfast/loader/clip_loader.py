@@ -22,7 +22,7 @@ from typing import Any, Iterator, Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from babyfast.loader.augment import Augment, colour_affine, crop_resize_flip
+from babyfast.loader.augment import Augment, transform_clips
 from babyfast.loader.batch import ClipBatch, Layout
 from babyfast.loader.mixing import MixedPlan
 from babyfast.loader.plan import DEFAULT_WINDOW, ClipPlan, RankBatches, worker_batch_indices
@@ -458,23 +458,15 @@ class ClipLoader(torch.utils.data.IterableDataset):
         return clips
 
     def _transform(self, clips: list[Any], p: _Planned) -> torch.Tensor:
-        """Augmentation of the batch, on the consumer's device (CPU-decoded clips for a GPU consumer are
-        copied there first, as uint8)."""
+        """Augmentation of the batch, on the consumer's device (CPU-decoded clips for a GPU consumer send
+        their crop boxes there in one uint8 copy)."""
         sizes = np.array([c.shape[1:3] for c in clips])
         if self.augment.size is None and len({tuple(x) for x in sizes}) > 1:
             seen = sorted({(self._video_id(int(r)), tuple(x)) for r, x in zip(p.rows, sizes)})
             raise ValueError(f"clips of one batch differ in frame size {seen[:4]} (a --no-crop store): give "
                              f"Augment(size=...) so that every clip is resized to one size")
         params = self.augment.draw(self.seed, p.epoch, p.positions, sizes[:, 0], sizes[:, 1])
-        on_gpu = self.device.type == "cuda"
-        if on_gpu:
-            clips = [c if isinstance(c, torch.Tensor) else torch.from_numpy(c).pin_memory().to(self.device, non_blocking=True)
-                     for c in clips]
-        shaped = [crop_resize_flip(c, params.box[i], bool(params.flip[i]), self.augment.size) for i, c in enumerate(clips)]
-        video = torch.stack(shaped) if isinstance(shaped[0], torch.Tensor) else torch.from_numpy(np.stack(shaped))
-        if self.augment.has_colour:
-            video = colour_affine(video, *params.affine())
-        return video
+        return transform_clips(clips, params, self.augment, self.device)
 
     def anchor_texts(self, epoch: int, positions: Sequence[int] | np.ndarray) -> list[Optional[str]]:
         """The utterance (with `anchor="utterance"`; else None) of the clip at each epoch position: what a

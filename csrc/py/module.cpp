@@ -5,9 +5,11 @@ namespace py = pybind11;
 
 void register_reader(py::module_& m);  // csrc/py/reader_py.cpp
 void register_plan(py::module_& m);    // csrc/py/plan_py.cpp
+void register_colour(py::module_& m);  // csrc/py/colour_py.cpp
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "babyfast C++ core: shard reader and clip planner (no torch, no CUDA).";
+  m.doc() = "babyfast C++ core: shard reader, clip planner and colour kernel (no torch, no CUDA).";
   register_reader(m);
   register_plan(m);
+  register_colour(m);
 }

@@ -1,0 +1,116 @@
+// Python binding of the colour kernel: babyfast._core.colour_crop (numpy arrays in and out, GIL released).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "colour.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::string shape_of(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+py::array as_array(const py::object& obj, const char* name) {
+  // Only numpy arrays: anything else would be converted to a temporary copy, and `out` written there lost.
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + " must be a numpy array, got " +
+                         py::str(py::type::of(obj)).cast<std::string>());
+  }
+  return obj.cast<py::array>();
+}
+
+void require_rgb_u8(const py::array& a, const char* name) {
+  if (!a.dtype().is(py::dtype::of<uint8_t>()) || a.ndim() != 4 || a.shape(3) != 3) {
+    throw py::value_error(std::string(name) + " must be uint8 (frames, height, width, 3), got " +
+                          py::str(a.dtype()).cast<std::string>() + " " + shape_of(a));
+  }
+  if (a.strides(3) != 1 || a.strides(2) != 3) {
+    throw py::value_error(std::string(name) + " must have packed RGB pixels (strides (..., 3, 1)), got strides (" +
+                          std::to_string(a.strides(0)) + ", " + std::to_string(a.strides(1)) + ", " +
+                          std::to_string(a.strides(2)) + ", " + std::to_string(a.strides(3)) + ")");
+  }
+  if (a.strides(0) < 0 || a.strides(1) < 0) throw py::value_error(std::string(name) + " must not have negative strides");
+}
+
+std::array<double, 9> matrix_of(const py::object& obj) {
+  auto m = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!m || m.ndim() != 2 || m.shape(0) != 3 || m.shape(1) != 3) {
+    throw py::value_error("matrix must be 3x3");
+  }
+  std::array<double, 9> out{};
+  for (int i = 0; i < 9; ++i) out[static_cast<size_t>(i)] = m.data()[i];
+  return out;
+}
+
+std::array<double, 3> offset_of(const py::object& obj) {
+  auto o = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!o || o.ndim() != 1 || o.shape(0) != 3) throw py::value_error("offset must have 3 entries");
+  return {o.data()[0], o.data()[1], o.data()[2]};
+}
+
+}  // namespace
+
+void register_colour(py::module_& m) {
+  m.def(
+      "colour_crop",
+      [](const py::object& src_obj, std::array<int64_t, 4> box, bool flip, const py::object& matrix,
+         const py::object& offset, const py::object& out_obj, bool simd) {
+        const py::array src = as_array(src_obj, "src");
+        py::array out = as_array(out_obj, "out");
+        require_rgb_u8(src, "src");
+        require_rgb_u8(out, "out");
+        const auto [y0, x0, h, w] = box;
+        if (out.shape(0) != src.shape(0) || out.shape(1) != h || out.shape(2) != w ||
+            !(out.flags() & py::array::c_style)) {
+          throw py::value_error("out must be a C-contiguous uint8 array of shape (" + std::to_string(src.shape(0)) +
+                                ", " + std::to_string(h) + ", " + std::to_string(w) + ", 3) for box " +
+                                std::to_string(h) + "x" + std::to_string(w) + ", got " + shape_of(out));
+        }
+        if (!out.writeable()) throw py::value_error("out is read-only");
+        const auto m9 = matrix_of(matrix);
+        const auto o3 = offset_of(offset);
+        babyfast::ColourAffine affine;
+        babyfast::RgbFrames frames{static_cast<const uint8_t*>(src.data()), src.shape(0), src.shape(1), src.shape(2),
+                                   src.strides(0), src.strides(1)};
+        try {
+          affine = babyfast::colour_affine_fixed(m9.data(), o3.data());
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+        auto* dst = static_cast<uint8_t*>(out.mutable_data());
+        if (src.size() > 0 && out.size() > 0) {
+          // the bytes src spans (first to last pixel) must not meet the bytes out spans
+          const auto* s_lo = static_cast<const uint8_t*>(src.data());
+          const auto* s_hi = s_lo + (src.shape(0) - 1) * src.strides(0) + (src.shape(1) - 1) * src.strides(1) +
+                             src.shape(2) * 3;
+          if (s_lo < dst + out.nbytes() && dst < s_hi) throw py::value_error("out must not overlap src");
+        }
+        try {
+          py::gil_scoped_release release;
+          babyfast::colour_crop(frames, y0, x0, h, w, flip, affine, dst, simd);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("src"), py::arg("box"), py::arg("flip"), py::arg("matrix"), py::arg("offset"), py::arg("out"),
+      py::arg("simd") = true, R"doc(
+out[:] = clamp(round(src[:, y0:y0+h, x0:x0+w] @ matrix.T + offset)), each row mirrored when `flip`.
+
+src: uint8 (frames, H, W, 3) numpy array with packed pixels; box: (y0, x0, h, w); matrix: 3x3 and
+offset: 3 entries, in 0..255 units (|matrix| <= 16, |offset| <= 4096); out: C-contiguous uint8
+(frames, h, w, 3), not overlapping src. Fixed point with 11-14 fractional bits, the most that fit the
+largest weight (within 0.03 grey levels of the exact value before rounding for |matrix| < 2, 0.19 at
+the limit); AVX2 when the CPU has it (`simd=False` forces the portable path, same bytes).
+)doc");
+  m.def("colour_has_avx2", &babyfast::colour_has_avx2, "True when colour_crop uses its AVX2 kernel on this machine.");
+}
