@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(argv[0] if argv else "demo")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from babyfast.store.ingest import ingest
-    from babyfast.store.inspect import check, format_summary, summarize
+    from babyfast.store.summary import check, format_summary, summarize
     from babyfast.synth import write_corpus, write_probes
     from babyfast.synth.png import write_png
 

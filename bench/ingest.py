@@ -27,7 +27,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from babyfast.store.ingest import ingest
-    from babyfast.store.inspect import summarize
+    from babyfast.store.summary import summarize
     from babyfast.synth import write_corpus
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="babyfast-bench-ingest-"))

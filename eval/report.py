@@ -47,7 +47,7 @@ def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
-    from babyfast.synth.atomic import atomic_open
+    from babyfast._atomic import atomic_open
 
     rows = report["rows"]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5), constrained_layout=True)
@@ -76,7 +76,7 @@ def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 def write_report(evaluation: Any, out: str | os.PathLike[str]) -> dict[str, Path]:
     """report.json, report.md and report.png in `out`."""
-    from babyfast.synth.atomic import write_text
+    from babyfast._atomic import write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from babyfast.synth.atomic import atomic_open, write_text
+    from babyfast._atomic import atomic_open, write_text
 
     reports = [(str(p), read_report(p)) for p in paths]
     keys = []
@@ -150,7 +150,7 @@ def write_trajectory(points: list[dict[str, Any]], out: str | os.PathLike[str]) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from babyfast.synth.atomic import atomic_open, write_text
+    from babyfast._atomic import atomic_open, write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

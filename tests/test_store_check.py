@@ -10,7 +10,7 @@ import pytest
 
 from _media import make_video
 
-from babyfast.store.inspect import check
+from babyfast.store.summary import check
 from babyfast.store.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_plain_zarr_walks_the_store_and_check_repairs_an_old_one(tmp_path: Path)
 
     import zarr
 
-    from babyfast.store.format import repair_groups
+    from babyfast.store.layout import repair_groups
 
     src = tmp_path / "src"
     src.mkdir()

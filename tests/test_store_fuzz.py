@@ -16,9 +16,9 @@ from _media import make_video
 
 from babyfast._core import crc32c
 from babyfast.store import limits
-from babyfast.store.format import StoreError, store_info
+from babyfast.store.layout import StoreError, store_info
 from babyfast.store.ingest import ingest
-from babyfast.store.inspect import check
+from babyfast.store.summary import check
 from babyfast.store.reader import ChunkReader, LayoutError, _parse_layout
 from babyfast.store.validate import load_video
 

@@ -26,9 +26,9 @@ from _media import make_video, reference
 
 import babyfast.store  # noqa: F401  (registers the chunk codec for plain zarr reads)
 from babyfast.store import StoreError, open_store
-from babyfast.store.format import read_index, read_log
+from babyfast.store.layout import read_index, read_log
 from babyfast.store.ingest import ingest
-from babyfast.store.inspect import check
+from babyfast.store.summary import check
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

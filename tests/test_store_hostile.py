@@ -18,9 +18,9 @@ from _media import make_video, reference
 
 import babyfast.store  # noqa: F401  (registers the chunk codec for plain zarr reads)
 from babyfast.store import StoreError, limits
-from babyfast.store.format import index_row, read_index, read_log, video_attrs, write_index
+from babyfast.store.layout import index_row, read_index, read_log, video_attrs, write_index
 from babyfast.store.ingest import ingest
-from babyfast.store.inspect import check
+from babyfast.store.summary import check
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -52,7 +52,7 @@ def store(tmp_path: Path) -> Path:
 BOUNDED = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a list of every claimed shard would hit this
-from babyfast.store.inspect import check
+from babyfast.store.summary import check
 t = time.time()
 r = check(sys.argv[1], progress=False)
 out = {"bad": r.bad, "chunks": r.chunks}

@@ -14,7 +14,7 @@ from _media import make_video, psnr, reference, scene
 
 import babyfast.store  # noqa: F401  (registers the chunk codec for plain zarr reads in this process)
 from babyfast.store.ingest import ingest
-from babyfast.store.format import read_index, read_log
+from babyfast.store.layout import read_index, read_log
 
 
 def frames_of(store: Path, vid: str) -> np.ndarray:

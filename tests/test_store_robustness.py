@@ -18,7 +18,7 @@ from _media import make_audio_only, make_video, reference
 
 import babyfast.store  # noqa: F401
 from babyfast.store import StoreError, open_store
-from babyfast.store.format import read_index, read_log
+from babyfast.store.layout import read_index, read_log
 from babyfast.store.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_index_catches_up_with_videos_published_before_a_kill(tmp_path: Path) ->
     ingest(src, store, size=32, gop=4, progress=False)
     # as if killed after b was renamed into videos/ but before the index was rewritten
     shutil.rmtree(store / "index")
-    from babyfast.store.format import write_index, index_row, video_attrs
+    from babyfast.store.layout import write_index, index_row, video_attrs
 
     write_index(store, [index_row("a", video_attrs(store, "a"))])
     assert list(read_index(store)["id"]) == ["a"]

@@ -395,7 +395,7 @@ def test_sprites_of_non_spinning_toys_ignore_the_angle():
 
 
 def test_video_extensions_match_the_store():
-    from babyfast.store.source import VIDEO_EXTENSIONS as STORE
+    from babyfast.store.recording import VIDEO_EXTENSIONS as STORE
     from babyfast.synth.corpus import VIDEO_EXTENSIONS
 
     assert VIDEO_EXTENSIONS == STORE
@@ -455,7 +455,7 @@ def test_a_folder_with_other_files_is_refused(tmp_path):
 
 
 def test_files_are_written_atomically(tmp_path):
-    from babyfast.synth.atomic import atomic_open, temp_path, temp_target, write_text
+    from babyfast._atomic import atomic_open, temp_path, temp_target, write_text
 
     p = tmp_path / "a.json"
     write_text(p, "old")

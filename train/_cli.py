@@ -48,7 +48,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _vocab(args: argparse.Namespace) -> int:
-    from babyfast.store.format import StoreError
+    from babyfast.store.layout import StoreError
 
     from .vocab import build_vocabulary, store_utterances
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from babyfast.synth.atomic import atomic_open
+from babyfast._atomic import atomic_open
 
 from .config import Config, config_from_dict, config_to_dict
 

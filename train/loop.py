@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import yaml
 
-from babyfast.synth.atomic import write_text
+from babyfast._atomic import write_text
 
 from . import distributed
 from .checkpoint import (CheckpointError, checkpoint_path, config_differences, latest_checkpoint, load_checkpoint,

@@ -21,7 +21,7 @@ def plot_run(run: str | os.PathLike[str], out: Optional[str | os.PathLike[str]] 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
-    from babyfast.synth.atomic import atomic_open
+    from babyfast._atomic import atomic_open
 
     records = read_metrics(run)
     if not records:

@@ -74,7 +74,7 @@ class Vocabulary:
             raise ValueError(f"{where}: not a babyfast vocabulary ({e})") from None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from babyfast.synth.atomic import write_text
+        from babyfast._atomic import write_text
 
         return write_text(path, self.to_json())
 

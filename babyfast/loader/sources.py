@@ -65,7 +65,7 @@ class StoreSource:
 
     def __init__(self, store: str | os.PathLike[str], threads: int = 2, device: str = "cpu",
                  max_chunks: int = 64, decoder: str = "auto") -> None:
-        from babyfast.store import format as fmt
+        from babyfast.store import layout as fmt
 
         self.path = Path(store)
         self.info = fmt.store_info(self.path)
@@ -115,7 +115,7 @@ class StoreSource:
     def _video(self, v: int) -> Any:
         """Video v's checked metadata (a StoredVideo), or a str saying why the loader cannot use it."""
         if v not in self._videos:
-            from babyfast.store.format import StoreError
+            from babyfast.store.layout import StoreError
             from babyfast.store.validate import load_video
 
             if self._reader is None:
@@ -293,7 +293,7 @@ class VideoFileSource:
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], size: int | None = None, threads: int = 2) -> None:
-        from babyfast.store.source import SourceError, open_source
+        from babyfast.store.recording import SourceError, open_source
 
         self.paths = [Path(p) for p in paths]
         if not self.paths:
@@ -336,7 +336,7 @@ class VideoFileSource:
     def _clip(self, v: int, idx: np.ndarray) -> np.ndarray | ChunkError:
         import av
 
-        from babyfast.store.source import _centre_crop, output_size, to_rgb
+        from babyfast.store.recording import _centre_crop, output_size, to_rgb
 
         path = self.paths[v]
         want = set(int(i) for i in idx)

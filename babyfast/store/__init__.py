@@ -11,8 +11,8 @@ from typing import Any
 
 __all__ = ["FORMAT_VERSION", "ChunkReader", "GopCodec", "StoreError", "StoreInfo", "open_store"]
 
-_LAZY = {"GopCodec": "codec", "ChunkReader": "reader", "FORMAT_VERSION": "format", "StoreError": "format",
-         "StoreInfo": "format", "open_store": "format"}
+_LAZY = {"GopCodec": "codec", "ChunkReader": "reader", "FORMAT_VERSION": "layout", "StoreError": "layout",
+         "StoreInfo": "layout", "open_store": "layout"}
 
 
 def __getattr__(name: str) -> Any:

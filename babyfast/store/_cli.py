@@ -107,8 +107,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from babyfast.store.format import StoreError
-    from babyfast.store.inspect import format_summary, summarize
+    from babyfast.store.layout import StoreError
+    from babyfast.store.summary import format_summary, summarize
 
     try:
         s = summarize(args.store)
@@ -120,12 +120,12 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from babyfast.store.format import StoreError
-    from babyfast.store.inspect import check
+    from babyfast.store.layout import StoreError
+    from babyfast.store.summary import check
 
     try:
         if args.repair:
-            from babyfast.store.format import repair_groups, store_info
+            from babyfast.store.layout import repair_groups, store_info
             from babyfast.store.lock import StoreLock
 
             store_info(args.store)  # a store, before anything is written into it

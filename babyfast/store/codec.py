@@ -18,8 +18,8 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
-from .format import CODECS
-from .source import to_rgb
+from .layout import CODECS
+from .recording import to_rgb
 
 if TYPE_CHECKING:
     from zarr.core.array_spec import ArraySpec

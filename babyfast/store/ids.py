@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babyfast.store.source import sha256_file
+from babyfast.store.recording import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from babyfast.store import format as fmt
+from babyfast.store import layout as fmt
 from babyfast.store import limits
 from babyfast.store import sidecars
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
 from babyfast.store.ids import assign_ids, in_part, parse_part, video_id
 from babyfast.store.lock import StoreLock
 from babyfast.store.parent_death import die_with_parent
-from babyfast.store.source import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
+from babyfast.store.recording import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
                                    sha256_file, stream_duration)
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from babyfast.store import format as fmt
+from babyfast.store import layout as fmt
 
 log = logging.getLogger(__name__)
 

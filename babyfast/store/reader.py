@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from babyfast._core import ChunkBatch, ShardReader
 from babyfast.store import limits
-from babyfast.store.format import bounded_int
+from babyfast.store.layout import bounded_int
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from babyfast.store import format as fmt
+from babyfast.store import layout as fmt
 from babyfast.store import limits
 from babyfast.store.reader import ChunkReader, LayoutError, VideoLayout, _parse_layout
 

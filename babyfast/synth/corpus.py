@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .atomic import atomic_open, temp_target, write_text
+from babyfast._atomic import atomic_open, temp_target, write_text
 from .children import AgeModel, child_world
 from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
@@ -42,7 +42,7 @@ __all__ = ["VIDEO_EXTENSIONS", "Corpus", "RecordingInfo", "parse_size", "plan_co
 
 log = logging.getLogger(__name__)
 
-# the extensions `babyfast ingest` picks up (a copy of babyfast.store.source.VIDEO_EXTENSIONS: synth does
+# the extensions `babyfast ingest` picks up (a copy of babyfast.store.recording.VIDEO_EXTENSIONS: synth does
 # not import the store; tests/test_synth_world.py checks that the two agree)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 assert all(f".{c[1]}" in VIDEO_EXTENSIONS for c in CODECS.values()), "a codec ingest would not pick up"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import temp_path
+from babyfast._atomic import temp_path
 
 __all__ = ["VideoWriter", "CODECS", "codec_extension"]
 

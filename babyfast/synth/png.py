@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_bytes
+from babyfast._atomic import write_bytes
 
 __all__ = ["write_png", "read_png", "encode_png"]
 
@@ -52,7 +52,7 @@ def read_png(path: str | Path) -> np.ndarray:
     try:
         with av.open(str(path)) as c:
             for frame in c.decode(video=0):
-                return frame.to_ndarray(format="rgb24", threads=1)  # see babyfast.store.source.to_rgb
+                return frame.to_ndarray(format="rgb24", threads=1)  # see babyfast.store.recording.to_rgb
     except (av.error.FFmpegError, OSError) as e:
         raise ValueError(f"{path}: cannot decode image ({e})") from e
     raise ValueError(f"{path}: no image in file")

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import temp_target, write_bytes, write_text
+from babyfast._atomic import temp_target, write_bytes, write_text
 from .children import stream
 from .compose import Layer, compose
 from .geometry import HORIZON, PANO_W, View, clamp_view

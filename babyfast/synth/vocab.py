@@ -11,7 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_open
+from babyfast._atomic import atomic_open
 
 __all__ = [
     "Category",

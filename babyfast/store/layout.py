@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from babyfast.store import limits
-from babyfast.synth.atomic import temp_target, write_bytes
+from babyfast._atomic import temp_target, write_bytes
 
 log = logging.getLogger(__name__)
 

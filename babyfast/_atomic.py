@@ -1,4 +1,4 @@
-"""Atomic file writes for everything BabyWorld leaves on disk.
+"""Atomic file writes for everything babyfast leaves on disk (stores, corpora, probes, checkpoints, reports).
 
 A file is written to a temporary name in its own folder and moved over the final name with
 `os.replace` once it is complete, so a reader (or a crash, or Ctrl-C) never sees a half-written file:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from babyfast.store import format as fmt
+from babyfast.store import layout as fmt
 
 log = logging.getLogger(__name__)
 
