@@ -72,3 +72,10 @@ bench: install .venv/.bench
 
 clean:
 	rm -rf build .venv/.built $(DEMO)
+
+# the type stub of the pybind11 module, regenerated from the built extension (tests/test_core_stub.py checks it)
+stubs: install
+	$(PIP) install -q pybind11-stubgen==3.0.0
+	$(PY) -m pybind11_stubgen babyfast._core -o build/stubs
+	{ echo "# Generated from the built extension by pybind11-stubgen 3.0.0 (make stubs); tests/test_core_stub.py checks it matches."; \
+	  cat build/stubs/babyfast/_core.pyi; } > babyfast/_core.pyi

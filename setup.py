@@ -77,6 +77,7 @@ setup(
         "babyfast.train": "train",
         "babyfast.eval": "eval",
     },
+    package_data={"babyfast": ["py.typed", "_core.pyi"]},
     ext_modules=[CMakeExtension("babyfast._core")],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=["numpy", "zarr>=3.1", "numcodecs", "crc32c", "av", "tqdm", "PyYAML", "tensorboard",

@@ -6,7 +6,13 @@ kernels, training and evaluation are `babyfast.kernels`, `babyfast.train`, `baby
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use
+    from babyfast.loader.augment import Augment
+    from babyfast.loader.batch import ClipBatch
+    from babyfast.loader.clip_loader import ClipLoader
+    from babyfast.loader.plan import ClipPlan
 
 __version__ = "0.1.0"
 

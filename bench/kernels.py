@@ -157,7 +157,7 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float, rows: L
                     r["gb_s"] = (read + out_bytes) / r["ms"] / 1e6
                     r["of_copy"] = r["gb_s"] / copy_gb_s
                 row[backend] = r
-            row["triton"]["config"] = _best_config("patchify_triton", "_patchify_tuned")
+            row["triton"]["config"] = _best_config("_patchify_triton", "_patchify_tuned")
             # fused embeddings
             for d in ((384,) if quick else (384, 768)):
                 w = torch.randn(d, 3, t, p, p, device="cuda", dtype=torch.bfloat16) * 0.02
@@ -172,7 +172,7 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float, rows: L
                     if r["ms"]:
                         r["tflop_s"] = flops / r["ms"] / 1e9
                     row[backend] = r
-                row["triton"]["config"] = _best_config("patchify_triton", "_embed_tuned")
+                row["triton"]["config"] = _best_config("_patchify_triton", "_embed_tuned")
                 tri = row["triton"]["ms"]
                 for other in ("torch", "compile"):
                     if tri and row[other]["ms"]:
@@ -235,7 +235,7 @@ def bench_attention(K, quick: bool, rows: List[dict]) -> List[dict]:
                 if "error" in r or "error" in rb:
                     entry["error"] = r.get("error") or rb.get("error")
                 row[backend] = entry
-            row["triton"]["configs"] = {name: _best_config("attention_triton", f"_{name}_tuned")
+            row["triton"]["configs"] = {name: _best_config("_attention_triton", f"_{name}_tuned")
                                         for name in ("fwd", "dkdv", "dq")}
             for metric in ("fwd_tflop_s", "fwd_bwd_tflop_s"):
                 present = {name: row[name][metric] for name in ATTN_BACKENDS if row[name].get(metric)}

@@ -32,15 +32,15 @@ RUNS = (("videomae", "videomae_tiny_cpu.yaml", "object_recognition"),
         ("contrastive", "contrastive_tiny_cpu.yaml", "word_referent"))
 
 
-def _corpus(work: Path, children: int, hours: float) -> Path:
+def _corpus(work: Path, children: int, hours: float, size: int) -> Path:
     from babyfast.store.ingest import ingest
     from babyfast.synth import write_corpus
 
     world, store = work / "world", work / "store"
     if not (world / "ages.csv").exists():
-        write_corpus(world, children=children, hours=hours, size=256, fps=10, recording_minutes=1.0, seed=0,
+        write_corpus(world, children=children, hours=hours, size=size, fps=10, recording_minutes=1.0, seed=0,
                      workers=2)
-    result = ingest(world, store, fps=10, size=256, gop=16, workers=2, progress=False)
+    result = ingest(world, store, fps=10, size=size, gop=16, workers=2, progress=False)
     if not result.ok:
         raise SystemExit(f"ingest of {world} failed: {result.problems[:3]}")
     return store
@@ -111,6 +111,8 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=0.2, help="hours of BabyWorld video in all")
     ap.add_argument("--mae-steps", type=int, default=2400)
     ap.add_argument("--con-steps", type=int, default=1200)
+    ap.add_argument("--size", type=int, default=256, help="frame side of the corpus and the store (training crops 112)")
+    ap.add_argument("--only", choices=[r[0] for r in RUNS], default=None, help="train and evaluate one objective")
     ap.add_argument("--trials", type=int, default=480, help="trials per probe suite")
     ap.add_argument("--keep", default=None, help="work folder (corpus, store, runs, probes), reused when present")
     ap.add_argument("--name", default="learn", help="result name (bench/results/NAME.json)")
@@ -122,12 +124,14 @@ def main() -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="babyfast-learn-"))
     start = time.perf_counter()
     try:
-        store = _corpus(work, args.children, args.hours)
+        store = _corpus(work, args.children, args.hours, args.size)
         probes = work / "probes"
         if not (probes / "probes.json").exists():
             write_probes(probes, size=112, trials=args.trials, quads=16, movie_frames=16, workers=2)
         runs = []
         for objective, config, suite in RUNS:
+            if args.only and objective != args.only:
+                continue
             steps = args.mae_steps if objective == "videomae" else args.con_steps
             run = work / objective
             info = _train(objective, config, store, run, steps)
@@ -149,7 +153,7 @@ def main() -> int:
                  f"{100 * r['target']['random_init_ci'][1]:.1f}]",
                  f"{100 * r['target']['chance']:.0f}", "met" if r["target"]["met"] else "missed"] for r in runs]
         path = write_result(args.name, {
-            "children": args.children, "hours": args.hours, "trials": args.trials, "minutes": minutes, "runs": runs,
+            "children": args.children, "hours": args.hours, "size": args.size, "trials": args.trials, "minutes": minutes, "runs": runs,
             "table": {"title": f"Does it learn? vit_tiny on BabyWorld, CPU, {minutes:.0f} minutes in all "
                                f"(bench/learn.py; plot bench/results/{args.name}.png)",
                       "columns": ["objective", "steps", "loss", "target milestone", "trained % [95% CI]",

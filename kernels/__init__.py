@@ -4,7 +4,7 @@ The model calls only `attention()` and `patchify()`; each takes `backend=` ("aut
 candidates once per shape and caches the winner under `~/.cache/babyfast/`, `BABYFAST_CACHE_DIR`
 overrides). Importing this package does not import triton: the Triton modules load on first use, so the
 torch paths work on machines without it. `attention` and `patchify` are the functions; their modules are
-`_attention` and `_patchify`, the kernels `attention_triton` and `patchify_triton`.
+`_attention` and `_patchify`, the kernels `_attention_triton` and `_patchify_triton`.
 
 Example::
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from ._attention import ATTENTION_BACKENDS, attention, attention_backends_for
 from ._patchify import PATCHIFY_BACKENDS, normalization_constants, patchify
-from .backend_cache import cache_path
+from ._backend_cache import cache_path
 from .reference import IMAGENET_MEAN, IMAGENET_STD, attention_reference, patchify_reference
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # triton is imported only when the Triton kernel is asked for by name
     if name == "flash_attention":
-        from .attention_triton import flash_attention
+        from ._attention_triton import flash_attention
 
         return flash_attention
     raise AttributeError(f"module 'babyfast.kernels' has no attribute {name!r}")

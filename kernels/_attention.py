@@ -1,9 +1,9 @@
 """`attention()`: one entry point for every attention implementation the model may run on.
 
-Backends: "triton" (ours, `attention_triton.py`), PyTorch SDPA as it picks ("sdpa") or pinned to one
+Backends: "triton" (ours, `_attention_triton.py`), PyTorch SDPA as it picks ("sdpa") or pinned to one
 kernel ("sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "math"), and xformers' memory-efficient attention
 ("xformers", optional). "auto" times the candidates that can run the call once per (shape, dtype,
-device) and remembers the winner on disk (`backend_cache.py`); on the CPU it picks among the torch paths.
+device) and remembers the winner on disk (`_backend_cache.py`); on the CPU it picks among the torch paths.
 
 All backends share one contract: a key-padding mask is bool `[B, N_k]` with True = attend, `causal` lets
 query i see keys j <= i, and a query that sees no key outputs 0 with zero gradients (SDPA and xformers
@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from . import backend_cache
+from . import _backend_cache
 from ._runtime import SUPPORTED_HEAD_DIMS, check_triton_device, interpreting, triton_available
 
 __all__ = ["attention", "ATTENTION_BACKENDS", "attention_backends_for"]
@@ -98,7 +98,7 @@ def _run_triton(q, k, v, kpm, causal, scale):
     if q.shape[-1] not in SUPPORTED_HEAD_DIMS:
         raise ValueError(f"attention: backend 'triton' supports head dims {SUPPORTED_HEAD_DIMS}, got {q.shape[-1]}")
     check_triton_device(q.device, "attention")
-    from .attention_triton import flash_attention
+    from ._attention_triton import flash_attention
 
     return flash_attention(q, k, v, key_padding_mask=kpm, causal=causal, softmax_scale=scale)
 
@@ -156,7 +156,7 @@ def _auto(q, k, v, kpm, causal, scale, layout) -> str:
     def run(name: str, qkv: Sequence[torch.Tensor]) -> torch.Tensor:
         return _run(name, *qkv, kpm, causal, scale)
 
-    return backend_cache.auto("attention", _signature(q, k, kpm, causal, layout), q.device,
+    return _backend_cache.auto("attention", _signature(q, k, kpm, causal, layout), q.device,
                               attention_backends_for(q, kpm is not None), run, (q, k, v), grad_output=torch.randn_like)
 
 

@@ -1,8 +1,8 @@
 """`patchify()`: uint8 video → normalized tubelet tokens or patch embeddings, by the chosen backend.
 
-Backends: "triton" (one kernel from uint8 to tokens/embeddings, `patchify_triton.py`), "torch" (eager:
+Backends: "triton" (one kernel from uint8 to tokens/embeddings, `_patchify_triton.py`), "torch" (eager:
 normalize, unfold, linear), "compile" (`torch.compile` of the eager path) and "auto", which times them
-once per (shape, dtype, device) and remembers the winner (`backend_cache.py`); on the CPU "auto" is
+once per (shape, dtype, device) and remembers the winner (`_backend_cache.py`); on the CPU "auto" is
 "torch".
 
 Normalization is `(x / 255 - mean) / std` with mean and std per channel in [0, 1] units (ImageNet
@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from . import backend_cache
+from . import _backend_cache
 from ._runtime import check_triton_device, triton_available
 from .reference import IMAGENET_MEAN, IMAGENET_STD
 
@@ -89,16 +89,16 @@ def _patchify_compiled(*args):
     return _compiled(*args)
 
 
-def _patchify_triton(video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype):
+def _patchify_with_triton(video, tubelet, scale, shift, weight, bias, pos_embed, visible, dtype):
     check_triton_device(video.device, "patchify")
-    from .patchify_triton import PatchEmbedFunction, patchify_tokens
+    from ._patchify_triton import PatchEmbedFunction, patchify_tokens
 
     if weight is None:
         return patchify_tokens(video, tubelet, scale, shift, visible, dtype)
     return PatchEmbedFunction.apply(video, weight, bias, pos_embed, visible, scale, shift, tubelet, dtype)
 
 
-_RUNNERS = {"torch": _patchify_torch, "compile": _patchify_compiled, "triton": _patchify_triton}
+_RUNNERS = {"torch": _patchify_torch, "compile": _patchify_compiled, "triton": _patchify_with_triton}
 
 
 def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> Tuple[Tuple[int, int, int], int]:
@@ -198,5 +198,5 @@ def _auto(args: tuple) -> str:
     def run(name: str, params: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
         return _RUNNERS[name](video, tubelet, scale, shift, *params, visible, dtype)
 
-    return backend_cache.auto("patchify", description, video.device, _candidates(video.device), run,
+    return _backend_cache.auto("patchify", description, video.device, _candidates(video.device), run,
                               (weight, bias, pos_embed))

@@ -1,7 +1,7 @@
 """Where and how the Triton kernels run: CUDA or the Triton interpreter, and which block config a launch uses.
 
 Interpreter or compiler: Triton decides when `@triton.jit` decorates a kernel, i.e. when a kernel module
-(`attention_triton`, `patchify_triton`) is imported, from `TRITON_INTERPRET` at that moment; changing the
+(`_attention_triton`, `_patchify_triton`) is imported, from `TRITON_INTERPRET` at that moment; changing the
 variable later changes nothing. So we do not read the environment: each kernel module reports the kind of
 kernel object Triton gave it (`record_kernel_mode`) when it is imported, and `interpreting()` returns that
 answer (importing a kernel module first if none is loaded yet).
@@ -75,7 +75,7 @@ def interpreting() -> bool:
     if _interpret is None:
         if not triton_available():
             return False
-        from . import attention_triton  # noqa: F401  (its @triton.jit fixes the answer)
+        from . import _attention_triton  # noqa: F401  (its @triton.jit fixes the answer)
     return bool(_interpret)
 
 

@@ -107,7 +107,7 @@ class Profile(NamedTuple):
 def _attention_call(dtype: torch.dtype, b: int, h: int, n: int, d: int, causal: bool, padded: bool,
                     bnhd: bool) -> Callable[[], None]:
     def call() -> None:
-        from .attention_triton import _backward, _forward
+        from ._attention_triton import _backward, _forward
 
         def make():
             if bnhd:  # heads inside tokens, as a fused QKV projection leaves them: read in place
@@ -126,7 +126,7 @@ def _attention_call(dtype: torch.dtype, b: int, h: int, n: int, d: int, causal: 
 def _patchify_call(dtype: torch.dtype, tubelet, frames: int, size: int, dim: int, visible: bool,
                    cropped: bool) -> Callable[[], None]:
     def call() -> None:
-        from .patchify_triton import patch_embed, patchify_tokens
+        from ._patchify_triton import patch_embed, patchify_tokens
 
         t, p, _ = tubelet
         full = torch.zeros(2, frames, size + (8 if cropped else 0), size + (8 if cropped else 0), 3,

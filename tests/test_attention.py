@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from babyfast.kernels import _runtime, attention, attention_reference
-from babyfast.kernels import attention_triton as fa
+from babyfast.kernels import _attention_triton as fa
 from babyfast.kernels._runtime import poisoned_outputs
 
 HEAD_DIMS = fa.SUPPORTED_HEAD_DIMS

@@ -10,8 +10,8 @@ import torch
 
 from babyfast.kernels import (ATTENTION_BACKENDS, attention, attention_backends_for, attention_reference, cache_path,
                               patchify, patchify_reference)
-from babyfast.kernels import _attention, _runtime, backend_cache
-from babyfast.kernels import patchify_triton  # noqa: F401  (both kernel modules loaded, as in a real run)
+from babyfast.kernels import _attention, _runtime, _backend_cache
+from babyfast.kernels import _patchify_triton  # noqa: F401  (both kernel modules loaded, as in a real run)
 
 TRITON = pytest.param("triton", marks=pytest.mark.interpreter)
 
@@ -20,9 +20,9 @@ TRITON = pytest.param("triton", marks=pytest.mark.interpreter)
 def cache_dir(tmp_path, monkeypatch):
     """A fresh, private cache folder (BABYFAST_CACHE_DIR) and no in-process memory of earlier choices."""
     monkeypatch.setenv("BABYFAST_CACHE_DIR", str(tmp_path / "cache"))
-    backend_cache.clear_memory_cache()
+    _backend_cache.clear_memory_cache()
     yield tmp_path / "cache"
-    backend_cache.clear_memory_cache()
+    _backend_cache.clear_memory_cache()
 
 
 def qkv(b=2, h=2, n=23, d=64, dtype=torch.float32, seed=0):
@@ -77,9 +77,9 @@ def test_auto_on_cpu_picks_torch_and_caches_on_disk(cache_dir):
     # on the CPU auto never tries Triton (the interpreter is a test tool, not a fast path)
     q, k, v = qkv(n=31, seed=3)
     assert attention_backends_for(q, has_mask=False) == ("sdpa", "math")
-    before = backend_cache.measurements_made()
+    before = _backend_cache.measurements_made()
     out = attention(q, k, v, backend="auto")
-    assert backend_cache.measurements_made() == before + 1
+    assert _backend_cache.measurements_made() == before + 1
     assert rel_err(out, attention_reference(q.double(), k.double(), v.double())) < 1e-5
 
     path = cache_path()
@@ -93,13 +93,13 @@ def test_auto_on_cpu_picks_torch_and_caches_on_disk(cache_dir):
 
     # same shape again, in this process and in a "new" one (memory dropped): no new measurement
     attention(q, k, v, backend="auto")
-    backend_cache.clear_memory_cache()
+    _backend_cache.clear_memory_cache()
     attention(q, k, v, backend="auto")
-    assert backend_cache.measurements_made() == before + 1
+    assert _backend_cache.measurements_made() == before + 1
     # another shape or dtype is measured separately and added to the same file
     attention(*qkv(n=17, seed=4), backend="auto")
     attention(*qkv(n=17, dtype=torch.float64, seed=4), backend="auto")
-    assert backend_cache.measurements_made() == before + 3
+    assert _backend_cache.measurements_made() == before + 3
     assert len(json.loads(path.read_text())["choices"]) == 3
 
 
@@ -115,9 +115,9 @@ def test_corrupt_cache_is_replaced(cache_dir, caplog):
     cache_dir.mkdir(parents=True)
     cache_path().write_text("{not json")
     q, k, v = qkv(n=13, seed=6)
-    before = backend_cache.measurements_made()
+    before = _backend_cache.measurements_made()
     attention(q, k, v, backend="auto")
-    assert backend_cache.measurements_made() == before + 1
+    assert _backend_cache.measurements_made() == before + 1
     assert "unreadable" in caplog.text
     assert len(json.loads(cache_path().read_text())["choices"]) == 1
 
@@ -159,16 +159,16 @@ def test_patchify_backends_agree(backend, cache_dir):
 
 def test_patchify_auto_on_cpu_is_torch_without_measuring(cache_dir):
     video = torch.zeros(1, 2, 8, 8, 3, dtype=torch.uint8)
-    before = backend_cache.measurements_made()
+    before = _backend_cache.measurements_made()
     patchify(video, (2, 4, 4), backend="auto")
-    assert backend_cache.measurements_made() == before and not cache_path().exists()
+    assert _backend_cache.measurements_made() == before and not cache_path().exists()
 
 
 def test_interpreting_is_decided_by_the_kernels_not_the_environment(monkeypatch):
-    from babyfast.kernels import attention_triton
+    from babyfast.kernels import _attention_triton
 
     decided = _runtime.interpreting()
-    assert decided == _runtime.record_kernel_mode(attention_triton._attn_fwd_kernel)
+    assert decided == _runtime.record_kernel_mode(_attention_triton._attn_fwd_kernel)
     monkeypatch.setenv("TRITON_INTERPRET", "0" if decided else "1")  # too late to change anything
     assert _runtime.interpreting() == decided
 
@@ -177,8 +177,8 @@ def test_interpreting_is_decided_by_the_kernels_not_the_environment(monkeypatch)
 def test_auto_builds_candidates_only_when_measuring(grad, cache_dir, monkeypatch):
     """A cache hit must not clone inputs or make random gradients for every candidate on every call."""
     built = []
-    original = backend_cache._runner
-    monkeypatch.setattr(backend_cache, "_runner", lambda name, *a: built.append(name) or original(name, *a))
+    original = _backend_cache._runner
+    monkeypatch.setattr(_backend_cache, "_runner", lambda name, *a: built.append(name) or original(name, *a))
     q, k, v = (x.requires_grad_(grad) for x in qkv(n=11, seed=9))
     out = attention(q, k, v, backend="auto")
     assert built == ["sdpa", "math"]

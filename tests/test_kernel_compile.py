@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from babyfast.kernels import _runtime
-from babyfast.kernels import attention_triton as fa
+from babyfast.kernels import _attention_triton as fa
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from babyfast.kernels import _patchify, _runtime, normalization_constants, patchify, patchify_reference
-from babyfast.kernels import patchify_triton as pt
+from babyfast.kernels import _patchify_triton as pt
 from babyfast.kernels._runtime import poisoned_outputs
 
 TRITON = pytest.param("triton", marks=pytest.mark.interpreter)

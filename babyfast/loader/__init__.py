@@ -4,7 +4,13 @@ Names load on first use, so that `babyfast.loader.plan` does not pull in torch.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use
+    from .augment import Augment
+    from .batch import ClipBatch
+    from .clip_loader import ClipLoader
+    from .plan import DEFAULT_WINDOW, ORDERS, ClipPlan
 
 __all__ = ["Augment", "ClipBatch", "ClipLoader", "ClipPlan", "ORDERS", "DEFAULT_WINDOW"]
 

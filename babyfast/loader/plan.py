@@ -65,7 +65,7 @@ ORDERS = ("shuffle", "age", "age_mix")
 DEFAULT_WINDOW = 8192
 MAX_CANDIDATES = 2**62
 
-__all__ = ["ORDERS", "DEFAULT_WINDOW", "ClipPlan", "RankBatches", "worker_batch_indices"]
+__all__ = ["ORDERS", "DEFAULT_WINDOW", "ClipPlan"]  # RankBatches, worker_batch_indices: the loader's machinery
 
 
 def _int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:

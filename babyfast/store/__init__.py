@@ -7,7 +7,12 @@ on the CPU. Names load on first use: `babyfast.store.reader` (the fast path) mus
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use
+    from .codec import GopCodec
+    from .layout import FORMAT_VERSION, StoreError, StoreInfo, open_store
+    from .reader import ChunkReader
 
 __all__ = ["FORMAT_VERSION", "ChunkReader", "GopCodec", "StoreError", "StoreInfo", "open_store"]
 

@@ -17,7 +17,13 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use
+    from .corpus import Corpus, RecordingInfo, parse_size, plan_corpus, write_corpus
+    from .probes import SUITES, write_probes
+    from .truth import Truth, load_truth
+    from .vocab import CATEGORIES, PROBE_INSTANCES, TRAIN_INSTANCES, Category, read_vocabulary, write_vocabulary
 
 _EXPORTS = {
     "write_corpus": "corpus", "plan_corpus": "corpus", "parse_size": "corpus", "Corpus": "corpus",
