@@ -22,6 +22,7 @@ from typing import Any, Iterator, Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from babyfast._fork import rebuild_after_fork
 from babyfast.loader.augment import Augment, transform_clips
 from babyfast.loader.batch import ClipBatch, Layout
 from babyfast.loader.mixing import MixedPlan
@@ -188,7 +189,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
-        self._pool_pid = os.getpid()
+        rebuild_after_fork(self)
 
     # ------------------------------------------------------------------------------------ construction
     @staticmethod
@@ -274,13 +275,17 @@ class ClipLoader(torch.utils.data.IterableDataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        rebuild_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._pool = None  # the parent's threads do not exist in a forked worker
+        self._lock = threading.Lock()  # another thread of the parent may have held it
 
     def _batch_pool(self) -> ThreadPoolExecutor:
         """The threads that make batches: one pool per process for the loader's lifetime (epochs reuse it;
-        a forked DataLoader worker makes its own, since the parent's threads do not exist there)."""
-        if self._pool is None or self._pool_pid != os.getpid():
+        a forked DataLoader worker makes its own, see `babyfast._fork`)."""
+        if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-batch")
-            self._pool_pid = os.getpid()
         return self._pool
 
     # ------------------------------------------------------------------------------------------ state
