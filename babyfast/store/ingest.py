@@ -15,27 +15,24 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import multiprocessing as mp
 import os
 import platform
-import queue
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.managers import SyncManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from babyfast._pool import Bar, is_broken, run_jobs
 from babyfast.store import layout as fmt
 from babyfast.store import limits
 from babyfast.store import sidecars
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
 from babyfast.store.ids import assign_ids, in_part, parse_part, video_id
 from babyfast.store.lock import StoreLock
-from babyfast.store.parent_death import die_with_parent
 from babyfast.store.recording import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
                                    sha256_file, stream_duration)
 
@@ -148,7 +145,8 @@ def _source_notes(report: SourceReport, max_gap: float) -> list[tuple[str, str]]
 # ---------------------------------------------------------------------------------------------- worker
 
 def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
-    """Write one video to `.partial/`, check it, then rename it into `videos/<id>`. Runs in a worker process."""
+    """Write one video to `.partial/`, check it, then rename it into `videos/<id>`. Runs in a worker process;
+    `progress(n)` is told of every n frames written."""
     import zarr
     from zarr.codecs import Crc32cCodec
 
@@ -191,7 +189,7 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             arr[n:n + filled] = data
             n += filled
             if progress is not None:
-                progress.put(filled)
+                progress(filled)
             filled = 0
 
         for t, frame in frames_iter:
@@ -415,15 +413,7 @@ def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: 
             bar.set_description(f"ingest {done}/{len(jobs)} videos")
 
     try:
-        if opts.workers == 1:
-            for job in jobs:
-                finish(_ingest_one(job, _BarQueue(bar)))
-        else:
-            ctx = mp.get_context("spawn")
-            manager = SyncManager(ctx=ctx)
-            manager.start(die_with_parent, (os.getpid(),))
-            with manager:
-                _run_all(jobs, opts.workers, ctx, manager.Queue(), bar, finish)
+        _run_all(jobs, opts.workers, bar, finish)
     finally:
         if bar is not None:
             bar.close()
@@ -448,59 +438,35 @@ def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: 
     return result
 
 
-def _run_pool(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> list[dict]:
-    """Run jobs on a process pool; returns the jobs left unfinished because a worker process died (a crash
-    in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_ingest_one, job, q): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(q, bar)
-            broken = [f for f in finished if isinstance(f.exception(), BrokenProcessPool)]
-            for f in finished:
-                if f not in broken:
-                    finish(f.result())
-            if broken:
-                return [futures[f] for f in broken] + [futures[f] for f in pending]
-        _drain(q, bar)
-    return []
-
-
-def _run_all(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> None:
-    """All jobs on worker processes; after a worker death, the unfinished jobs run one at a time, alone,
-    so that a recording that kills its worker is named and failed, and every other one is still ingested."""
+def _run_all(jobs: list[dict[str, Any]], workers: int, bar: Bar | None, finish: Any) -> None:
+    """All jobs (on worker processes when `workers` > 1); after a worker death, the unfinished jobs run one
+    at a time, alone, so that a recording that kills its worker is named and failed, and every other one is
+    still ingested."""
+    if workers == 1:
+        run_jobs(_ingest_one, jobs, 1, lambda job, f: finish(f.result()), bar)
+        return
     todo = list(jobs)
     while todo:
-        unfinished = _run_pool(todo, workers, ctx, q, bar, finish)
+        unfinished = _run_round(todo, workers, bar, finish)
         todo = []
         for i, job in enumerate(unfinished):
-            if _run_pool([job], 1, ctx, q, bar, finish):
+            if _run_round([job], 1, bar, finish):
                 finish({"id": job["id"], "status": "failed",
                         "reason": "the worker process died while ingesting it (a crash or out of memory)"})
                 todo = unfinished[i + 1:]  # back to the parallel pool for the rest
                 break
 
 
-class _BarQueue:
-    """The in-process stand-in for the workers' progress queue."""
+def _run_round(jobs: list[dict[str, Any]], workers: int, bar: Bar | None, finish: Any) -> list[dict[str, Any]]:
+    """Run jobs on a process pool; returns the jobs left unfinished because a worker process died (a crash
+    in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
+    unfinished: list[dict[str, Any]] = []
 
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
+    def done(job: dict[str, Any], f: Future) -> None:
+        if is_broken(f):
+            unfinished.append(job)
+        else:
+            finish(f.result())
 
-    def put(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-
-def _drain(q: Any, bar: Any) -> None:
-    while True:
-        try:
-            n = q.get_nowait()
-        except queue.Empty:
-            return
-        if bar is not None:
-            bar.update(n)
+    run_jobs(_ingest_one, jobs, workers, done, bar, in_process=False)
+    return unfinished

@@ -27,12 +27,11 @@ import json
 import logging
 import math
 import os
-import queue
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from babyfast._atomic import atomic_open, temp_target, write_text
+from babyfast._pool import run_jobs
 from .children import AgeModel, child_world
 from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
@@ -151,16 +150,9 @@ def render_recording(spec, out: Path, codec: str = "h264", gop: int | None = Non
     }
 
 
-_QUEUE = None
-
-
-def _init_worker(q) -> None:
-    global _QUEUE
-    _QUEUE = q
-
-
-def _worker(spec, out, codec, gop):
-    return render_recording(spec, out, codec, gop, report=_QUEUE.put if _QUEUE is not None else None)
+def _render_job(job: tuple, report) -> dict:
+    spec, out, codec, gop = job
+    return render_recording(spec, out, codec, gop, report=report)
 
 
 def _failed(video_id: str, e: BaseException) -> RuntimeError:
@@ -174,35 +166,15 @@ def _render_all(specs, out: Path, codec: str, gop: int | None, n_workers: int, b
     error (a RuntimeError naming the recording) is raised as soon as those already rendering are done.
     """
     results = {}
-    if n_workers == 1:
-        for spec in specs:
-            try:
-                results[spec.video_id] = render_recording(spec, out, codec, gop, report=bar.update)
-            except Exception as e:
-                raise _failed(spec.video_id, e) from e
-        return results
-    import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-        futures = {pool.submit(_worker, s, out, codec, gop): s.video_id for s in specs}
-        pending = set(futures)
+    def done(job: tuple, f) -> None:
+        video_id = job[0].video_id
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(q, bar)
-                for f in sorted(done, key=lambda f: futures[f]):
-                    try:
-                        results[futures[f]] = f.result()
-                    except Exception as e:
-                        raise _failed(futures[f], e) from e
-        except BaseException:
-            # a failure or Ctrl-C: cancel the recordings not started yet and wait only for those already
-            # rendering (no worker is left writing into OUT after this returns)
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        _drain(q, bar)
+            results[video_id] = f.result()
+        except Exception as e:
+            raise _failed(video_id, e) from e
+
+    run_jobs(_render_job, [(s, out, codec, gop) for s in specs], n_workers, done, bar)
     return results
 
 
@@ -356,11 +328,3 @@ def _write_manifest(out: Path, header: dict, infos, complete: bool) -> None:
     for r in recordings:
         r["path"] = os.path.basename(r["path"])
     write_text(out / MANIFEST, json.dumps({**header, "recordings": recordings, "complete": complete}, indent=1))
-
-
-def _drain(q, bar) -> None:
-    while True:
-        try:
-            bar.update(q.get_nowait())
-        except queue.Empty:
-            return

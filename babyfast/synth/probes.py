@@ -48,12 +48,12 @@ import logging
 import math
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from babyfast._atomic import temp_target, write_bytes, write_text
+from babyfast._pool import run_jobs
 from .children import stream
 from .compose import Layer, compose
 from .geometry import HORIZON, PANO_W, View, clamp_view
@@ -491,6 +491,10 @@ def _make_suite(name: str, out: str, seed: int, width: int, height: int, n: int,
     return {"suite": name, **info}
 
 
+def _suite_job(job: tuple, report) -> dict:
+    return _make_suite(*job)
+
+
 def _read_manifest(path: Path) -> dict | None:
     """A probe manifest, or None if `path` is missing or is something else."""
     try:
@@ -594,19 +598,15 @@ def write_probes(
 
     args = [(s, str(out), seed, width, height, trials, quads, movie_frames) for s in names]
     n_workers = min(len(args), workers or os.cpu_count() or 1)
-    results = []
-    with tqdm(total=len(args), unit="suite", desc="probes", disable=not progress) as bar:
-        if n_workers <= 1:
-            for a in args:
-                results.append(_make_suite(*a))
-                bar.update(1)
-        else:
-            import multiprocessing as mp
+    results = {}
 
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-                for r in pool.map(_make_suite, *zip(*args)):
-                    results.append(r)
-                    bar.update(1)
+    def done(job: tuple, f) -> None:
+        results[job[0]] = f.result()
+        bar.update(1)
+
+    with tqdm(total=len(args), unit="suite", desc="probes", disable=not progress) as bar:
+        run_jobs(_suite_job, args, n_workers, done)
+    results = [results[s] for s in names]  # the manifest lists the suites in the order asked for
     write_vocabulary(out / VOCAB_FILE)
     manifest = {**header, "suites": {**kept, **{r.pop("suite"): r for r in results}}}
     write_text(out / MANIFEST, json.dumps(manifest, indent=1))
