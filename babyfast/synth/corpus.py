@@ -30,8 +30,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from babyfast._atomic import atomic_open, temp_target, write_text
+from babyfast._atomic import atomic_open, write_text
 from babyfast._pool import run_jobs
+from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usable_folder
 from .children import AgeModel, child_world
 from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
@@ -191,18 +192,9 @@ def _recording_names(manifest: dict) -> tuple[set[str], set[str]]:
     return videos, truths
 
 
-def _read_manifest(path: Path) -> dict | None:
-    """A BabyWorld corpus manifest, or None if `path` is missing or is something else."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("generator") == GENERATOR else None
-
-
 def _is_listed(name: str, names: set[str]) -> bool:
     """`name` is one of `names`, or a temporary file left by writing one of them."""
-    if name in names or temp_target(name) in names:
+    if listed(name, names):
         return True
     return name.startswith(".") and name.endswith(".partial") and name[1:-len(".partial")] in names  # older writer
 
@@ -210,10 +202,9 @@ def _is_listed(name: str, names: set[str]) -> bool:
 def _claim(out: Path, overwrite: bool) -> None:
     """Make OUT ready for a new corpus: refuse if it holds anything that is not ours (or a corpus
     without `overwrite`), else delete exactly the files of the previous corpus (its manifest last)."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+    usable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(out / MANIFEST)
+    manifest = read_manifest(out / MANIFEST, GENERATOR)
     if manifest is None:
         top, truths = set(), set()
     else:
@@ -221,20 +212,14 @@ def _claim(out: Path, overwrite: bool) -> None:
         top = videos | set(_TABLES) | {MANIFEST}
     ours, foreign = [], []
     for p in sorted(out.iterdir()):
-        if p.name == TRUTH_DIR and p.is_dir() and not p.is_symlink():
+        if p.name == TRUTH_DIR and not entry_is_file(p):
             for q in sorted(p.iterdir()):
-                listed = _is_listed(q.name, truths) and (q.is_symlink() or not q.is_dir())
-                (ours if listed else foreign).append(q)
-        elif _is_listed(p.name, top) and (p.is_symlink() or not p.is_dir()):
+                (ours if _is_listed(q.name, truths) and entry_is_file(q) else foreign).append(q)
+        elif _is_listed(p.name, top) and entry_is_file(p):
             ours.append(p)
         else:
             foreign.append(p)
-    if foreign:
-        shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise FileExistsError(
-            f"{out}: holds {len(foreign)} file(s) that are not part of a BabyWorld corpus ({shown}); "
-            "write the corpus into an empty folder (nothing was changed)"
-        )
+    refuse_foreign(out, foreign, "part of a BabyWorld corpus", "corpus")
     if ours and not overwrite:
         raise FileExistsError(
             f"{out}: already holds a BabyWorld corpus ({', '.join(sorted(p.name for p in ours)[:4])} ...); "
