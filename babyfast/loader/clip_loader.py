@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from babyfast._fork import rebuild_after_fork
+from babyfast.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from babyfast.loader.augment import Augment, transform_clips
 from babyfast.loader.batch import ClipBatch, Layout
 from babyfast.loader.mixing import MixedPlan
@@ -138,8 +139,8 @@ class ClipLoader(torch.utils.data.IterableDataset):
                  frame_step: int = 1, start_stride: Optional[int] = None, jitter_starts: bool = False,
                  augment: Optional[Augment] = None, device: Union[str, torch.device] = "cpu",
                  decode_device: Device = "auto", decoder: Decoder = "auto", layout: Layout = "THWC",
-                 output: Literal["uint8", "float"] = "uint8", mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225), seed: int = 0, rank: Optional[int] = None,
+                 output: Literal["uint8", "float"] = "uint8", mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, seed: int = 0, rank: Optional[int] = None,
                  world_size: Optional[int] = None, order: Order = "shuffle", window: int = DEFAULT_WINDOW,
                  drop_last: bool = True, weights: Optional[Union[Sequence[float], Mapping[str, float]]] = None,
                  subjects: Optional[Sequence[str]] = None, exclude_subjects: Sequence[str] = (),
