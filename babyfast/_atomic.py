@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "temp_path", "temp_target", "write_bytes", "write_text"]
+__all__ = ["atomic_open", "commit", "temp_path", "temp_target", "write_bytes", "write_text"]
 
 _SUFFIX = ".tmp"
 
@@ -38,6 +38,22 @@ def temp_target(name: str) -> str | None:
     except ValueError:
         return None
     return parts[0] or None
+
+
+def commit(tmp: str | os.PathLike, path: str | os.PathLike, fsync: bool = True) -> Path:
+    """Move the complete temporary file `tmp` (a name from `temp_path`) over `path`; returns the path.
+
+    For writers that want a file name rather than a file object (an encoder, a library's `save`): they
+    write to `temp_path(path)`, then call this. `fsync`: flush `tmp` to the disk before the rename.
+    """
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
+    return Path(path)
 
 
 @contextmanager
@@ -65,7 +81,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = True, **
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path, fsync=False)  # synced above, through the open file
     except BaseException:
         try:
             os.unlink(tmp)

@@ -71,6 +71,7 @@ def _write(path: Path, entries: Dict[str, dict]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         merged = {**_read(path), **entries}  # keep what other processes wrote since we read
+        # its own temp-then-replace, not babyfast._atomic: kernels import only torch and triton (DESIGN.md)
         fd, tmp = tempfile.mkstemp(prefix=".backends-", suffix=".json", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

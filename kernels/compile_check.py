@@ -317,6 +317,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         import triton
 
+        # its own temp-then-replace, not babyfast._atomic: kernels import only torch and triton (DESIGN.md)
         tmp = f"{args.json}.tmp{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump({"triton": triton.__version__, "torch": torch.__version__, "rows": rows, "problems": found},

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 __all__ = ["attention_reference", "patchify_reference", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-# in units of [0, 1] pixels, as torchvision and VideoMAE write them
+# in units of [0, 1] pixels, as torchvision and VideoMAE write them. babyfast.imagenet holds the same for the
+# loader and the models; kernels may not import babyfast (DESIGN.md), so tests/test_patchify.py keeps the two equal
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -337,3 +337,12 @@ def test_gpu_videomae_shapes(dtype, masked):
     with poisoned_outputs():
         tok = patchify(video, tubelet, visible=visible, dtype=dtype, backend="triton")
     check(tok, tok_ref, tok_low, "tokens")
+
+
+def test_kernel_defaults_normalize_as_the_loader_and_models_do() -> None:
+    """The kernels may not import babyfast, so their default mean/std are a literal of their own: the same
+    as babyfast.imagenet's, which the loader and the models use."""
+    from babyfast import imagenet
+    from babyfast import kernels
+
+    assert (kernels.IMAGENET_MEAN, kernels.IMAGENET_STD) == (imagenet.IMAGENET_MEAN, imagenet.IMAGENET_STD)

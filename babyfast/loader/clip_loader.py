@@ -22,6 +22,8 @@ from typing import Any, Iterator, Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from babyfast._fork import rebuild_after_fork
+from babyfast.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from babyfast.loader.augment import Augment, transform_clips
 from babyfast.loader.batch import ClipBatch, Layout
 from babyfast.loader.mixing import MixedPlan
@@ -137,8 +139,8 @@ class ClipLoader(torch.utils.data.IterableDataset):
                  frame_step: int = 1, start_stride: Optional[int] = None, jitter_starts: bool = False,
                  augment: Optional[Augment] = None, device: Union[str, torch.device] = "cpu",
                  decode_device: Device = "auto", decoder: Decoder = "auto", layout: Layout = "THWC",
-                 output: Literal["uint8", "float"] = "uint8", mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225), seed: int = 0, rank: Optional[int] = None,
+                 output: Literal["uint8", "float"] = "uint8", mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, seed: int = 0, rank: Optional[int] = None,
                  world_size: Optional[int] = None, order: Order = "shuffle", window: int = DEFAULT_WINDOW,
                  drop_last: bool = True, weights: Optional[Union[Sequence[float], Mapping[str, float]]] = None,
                  subjects: Optional[Sequence[str]] = None, exclude_subjects: Sequence[str] = (),
@@ -188,7 +190,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
-        self._pool_pid = os.getpid()
+        rebuild_after_fork(self)
 
     # ------------------------------------------------------------------------------------ construction
     @staticmethod
@@ -274,13 +276,17 @@ class ClipLoader(torch.utils.data.IterableDataset):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        rebuild_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._pool = None  # the parent's threads do not exist in a forked worker
+        self._lock = threading.Lock()  # another thread of the parent may have held it
 
     def _batch_pool(self) -> ThreadPoolExecutor:
         """The threads that make batches: one pool per process for the loader's lifetime (epochs reuse it;
-        a forked DataLoader worker makes its own, since the parent's threads do not exist there)."""
-        if self._pool is None or self._pool_pid != os.getpid():
+        a forked DataLoader worker makes its own, see `babyfast._fork`)."""
+        if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-batch")
-            self._pool_pid = os.getpid()
         return self._pool
 
     # ------------------------------------------------------------------------------------------ state

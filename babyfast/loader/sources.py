@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from babyfast._fork import rebuild_after_fork
+
 log = logging.getLogger(__name__)
 
 # What a forked DataLoader worker inherits from its parent's decoders and never frees: their destructors
@@ -93,9 +95,9 @@ class StoreSource:
         self._init_lock = threading.Lock()
         self._reader = None
         self._pool: ThreadPoolExecutor | None = None
-        self._pid = os.getpid()
         self._meta: dict[int, VideoMeta] = {}
         self._videos: dict[int, Any] = {}  # StoredVideo, or what is wrong with its metadata
+        rebuild_after_fork(self)
 
     def __getstate__(self) -> dict[str, Any]:
         # C++ readers and thread pools stay in the process that made them; workers make their own
@@ -107,6 +109,13 @@ class StoreSource:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._init_lock = threading.Lock()
+        rebuild_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # a forked DataLoader worker: the parent's threads do not exist here (see _FORK_LEFTOVERS)
+        _FORK_LEFTOVERS.append((self._reader, self._pool, self._dali_cpu, self._gpu))
+        self._reader, self._pool, self._dali_cpu, self._gpu = None, None, None, None
+        self._init_lock = threading.Lock()  # another thread of the parent may have held it
 
     @property
     def gop(self) -> int:
@@ -149,9 +158,6 @@ class StoreSource:
             self._ensure_locked()
 
     def _ensure_locked(self) -> None:
-        if self._pid != os.getpid():  # a forked DataLoader worker: the parent's threads do not exist here
-            _FORK_LEFTOVERS.append((self._reader, self._pool, self._dali_cpu, self._gpu))
-            self._reader, self._pool, self._dali_cpu, self._gpu, self._pid = None, None, None, None, os.getpid()
         if self._reader is None:
             from babyfast.store.reader import ChunkReader
 
@@ -323,12 +329,19 @@ class VideoFileSource:
         self.fps = fps
         self.gop = 1
         self._pool: ThreadPoolExecutor | None = None
-        self._pid = os.getpid()
+        rebuild_after_fork(self)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_pool"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        rebuild_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._pool = None  # the parent's threads do not exist in a forked worker
 
     def meta(self, v: int) -> VideoMeta:
         return VideoMeta(id=self.ids[v], subject="", age_days=float("nan"), fps=self.fps[v], utterances=[])
@@ -372,8 +385,8 @@ class VideoFileSource:
         return ReadBatch(list(requests), [], {})
 
     def decode(self, read: ReadBatch) -> list[np.ndarray | ChunkError]:
-        if self._pool is None or self._pid != os.getpid():  # none yet, or the parent's (forked worker)
-            self._pool, self._pid = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-pyav"), os.getpid()
+        if self._pool is None:  # none yet, or dropped by a fork
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-pyav")
         return list(self._pool.map(lambda r: self._clip(*r), read.requests))
 
     def frames(self, requests: Sequence[tuple[int, np.ndarray]]) -> list[np.ndarray | ChunkError]:

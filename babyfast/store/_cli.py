@@ -7,22 +7,39 @@ import math
 import sys
 
 
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be a whole number of pixels, got {text!r}") from None
-    return value
+def _parser(kind: type, flag: str):
+    """Text to a number of `kind` for option `flag`; whether the number is in range is IngestOptions.validate's
+    to say (one place for the API and the CLI)."""
+    what = {int: "a whole number", float: "a number"}[kind]
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects {what}, got {text!r}") from None
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
+def _add_options(p: argparse.ArgumentParser) -> None:
+    """One flag per field of IngestOptions: `--<name>` (metadata["flag"] for a switch), its help, default
+    and choices from the dataclass."""
+    import dataclasses
+
+    from babyfast.store.ingest import IngestOptions
+
+    for f in dataclasses.fields(IngestOptions):
+        meta = f.metadata
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if type_name == "bool":  # a switch that turns the default off: --no-crop
+            p.add_argument(meta["flag"], dest=f.name, action="store_false", help=meta["help"])
+            continue
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kind = float if type_name == "float" else int if type_name.startswith("int") else str
+        extra = {"choices": list(meta["choices"])} if "choices" in meta else {}
+        shown = "" if f.default is None else f" (default {f.default:g})" if kind is not str else f" (default {f.default})"
+        p.add_argument(flag, dest=f.name, default=f.default, help=meta["help"] + shown,
+                       type=_parser(kind, flag) if kind is not str else str, **extra)
 
 
 def _part(text: str) -> tuple[int, int]:
@@ -41,18 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "complete (same sha256) and finishes interrupted ones.")
     p.add_argument("src", help="a folder of recordings (or one file)")
     p.add_argument("store", help="the store folder (created if missing)")
-    p.add_argument("--fps", type=float, default=10.0, help="frames per second stored (default 10)")
-    p.add_argument("--size", type=_size, default=256, help="short side in pixels after resizing (default 256)")
-    p.add_argument("--gop", type=int, default=16, help="frames per chunk, one closed GOP (default 16; jpeg: 1)")
-    p.add_argument("--codec", default="h264", choices=["h264", "hevc", "av1", "vp9", "jpeg", "raw"])
-    p.add_argument("--quality", type=int, default=None, help="codec quality (crf; jpeg q; zstd level)")
-    p.add_argument("--no-crop", action="store_true", help="keep the aspect ratio instead of a centre crop")
-    p.add_argument("--shard-chunks", type=int, default=32, help="GOP chunks per shard file (default 32)")
+    _add_options(p)
     p.add_argument("--transcripts", default=None, help="CSV video,start,end,text (default SRC/utterances.csv)")
     p.add_argument("--ages", default=None, help="CSV video,subject,age_days (default SRC/ages.csv)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--max-gap", type=_seconds, default=10.0,
-                   help="seconds between two source frames beyond which the jump is skipped, not filled (default 10)")
     p.add_argument("--part", type=_part, default=None, metavar="K/N",
                    help="only share K of N of the recordings under SRC (the same share on every machine), for N "
                         "runs that each write their own store")
@@ -80,14 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from babyfast.store.ingest import ingest
+    import dataclasses
+
+    from babyfast.store.ingest import IngestOptions, ingest
 
     try:
-        result = ingest(args.src, args.store, fps=args.fps, size=args.size, gop=args.gop, codec=args.codec,
-                        quality=args.quality, crop=not args.no_crop, shard_chunks=args.shard_chunks,
-                        workers=args.workers, transcripts=args.transcripts, ages=args.ages,
-                        progress=not args.no_progress, max_gap=args.max_gap, part=args.part,
-                        wait=math.inf if args.wait else None)
+        options = IngestOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IngestOptions)})
+        result = ingest(args.src, args.store, options, transcripts=args.transcripts, ages=args.ages,
+                        progress=not args.no_progress, part=args.part, wait=math.inf if args.wait else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"babyfast ingest: error: {e}", file=sys.stderr)
         return 2

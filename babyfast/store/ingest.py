@@ -15,27 +15,24 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import multiprocessing as mp
 import os
 import platform
-import queue
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
-from multiprocessing.managers import SyncManager
+from concurrent.futures import Future
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from babyfast._pool import Bar, is_broken, run_jobs
 from babyfast.store import layout as fmt
 from babyfast.store import limits
 from babyfast.store import sidecars
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
 from babyfast.store.ids import assign_ids, in_part, parse_part, video_id
 from babyfast.store.lock import StoreLock
-from babyfast.store.parent_death import die_with_parent
 from babyfast.store.recording import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
                                    sha256_file, stream_duration)
 
@@ -44,17 +41,27 @@ log = logging.getLogger(__name__)
 __all__ = ["IngestOptions", "IngestResult", "Problem", "find_sources", "ingest", "video_id"]
 
 
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A field of `IngestOptions`; its metadata gives `babyfast ingest` its flag (see store/_cli.py)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass
 class IngestOptions:
-    fps: float = 10.0
-    size: int = 256
-    gop: int = 16
-    codec: str = "h264"
-    quality: int | None = None
-    crop: bool = True
-    shard_chunks: int = 32
-    workers: int = 1
-    max_gap: float = limits.DEFAULT_MAX_GAP
+    """How recordings become a store: the one list of ingest's options, read by `ingest()`, handed to each
+    worker's job as it is, and turned into `babyfast ingest`'s flags (`--<name>`; help and choices from
+    each field's metadata)."""
+
+    fps: float = _option(10.0, "frames per second stored")
+    size: int = _option(256, "short side in pixels after resizing")
+    gop: int = _option(16, "frames per chunk, one closed GOP (jpeg: 1)")
+    codec: str = _option("h264", "chunk codec", choices=CODECS)
+    quality: int | None = _option(None, "codec quality (crf; jpeg q; zstd level); default: the codec's own")
+    crop: bool = _option(True, "keep the aspect ratio instead of a centre crop", flag="--no-crop")
+    shard_chunks: int = _option(32, "GOP chunks per shard file")
+    workers: int = _option(1, "worker processes")
+    max_gap: float = _option(limits.DEFAULT_MAX_GAP, "seconds between two source frames beyond which the jump "
+                                                     "is skipped, not filled")
 
     def validate(self) -> None:
         if self.codec not in CODECS:
@@ -72,6 +79,11 @@ class IngestOptions:
                              f"{self.gop}, {self.shard_chunks}, {self.workers}")
         if not self.max_gap > 0:
             raise ValueError(f"max_gap must be a positive number of seconds, got {self.max_gap!r}")
+
+    def resolved(self) -> IngestOptions:
+        """Checked, with the codec's default quality filled in: what the workers are given."""
+        self.validate()
+        return replace(self, quality=DEFAULT_QUALITY[self.codec] if self.quality is None else self.quality)
 
 
 @dataclass
@@ -148,14 +160,14 @@ def _source_notes(report: SourceReport, max_gap: float) -> list[tuple[str, str]]
 # ---------------------------------------------------------------------------------------------- worker
 
 def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
-    """Write one video to `.partial/`, check it, then rename it into `videos/<id>`. Runs in a worker process."""
+    """Write one video to `.partial/`, check it, then rename it into `videos/<id>`. Runs in a worker process;
+    `progress(n)` is told of every n frames written. `job["options"]` is the run's resolved IngestOptions."""
     import zarr
-    from zarr.codecs import Crc32cCodec
 
-    from babyfast.store.codec import GopCodec
     from babyfast.store.validate import verify_complete
 
-    store, vid, src, opts = Path(job["store"]), job["id"], Path(job["source"]), job["options"]
+    store, vid, src = Path(job["store"]), job["id"], Path(job["source"])
+    opts: IngestOptions = job["options"]
     t_start = time.time()
     built = None
     try:
@@ -163,63 +175,20 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
         if job.get("existing_sha") == sha:
             return {"id": vid, "status": "skipped"}
         report = SourceReport()
-        frames_iter = iter_frames(src, opts["fps"], opts["size"], opts["crop"], report, max_gap=opts["max_gap"])
+        frames_iter = iter_frames(src, opts.fps, opts.size, opts.crop, report, max_gap=opts.max_gap)
         built = fmt.partial_dir(store, vid)
         group = zarr.open_group(str(built), mode="w")
-        g, s = opts["gop"], opts["shard_chunks"]
-        block = g * s
-        arr = None
-        n = 0
-        # one shard of frames at a time, in one buffer: a worker's memory is G * S frames, whatever the source
-        buf: np.ndarray | None = None
-        filled = 0
-        times: list[float] = []
-
-        def flush() -> None:
-            nonlocal arr, n, filled
-            if not filled:
-                return
-            data = buf[:filled]
-            if arr is None:
-                h, w = data.shape[1:3]
-                arr = group.create_array(
-                    "frames", shape=(0, h, w, 3), dtype="uint8", chunks=(g, h, w, 3), shards=(block, h, w, 3),
-                    serializer=GopCodec(codec=opts["codec"], quality=opts["quality"], fps=round(opts["fps"])),
-                    compressors=[Crc32cCodec()], fill_value=0, config={"write_empty_chunks": True},
-                )
-            arr.resize((n + filled, *data.shape[1:]))
-            arr[n:n + filled] = data
-            n += filled
-            if progress is not None:
-                progress.put(filled)
-            filled = 0
-
-        for t, frame in frames_iter:
-            if buf is None:
-                buf = np.empty((block, *frame.shape), dtype=np.uint8)
-            buf[filled] = frame
-            filled += 1
-            times.append(t)
-            if filled == block:
-                flush()
-        flush()
-        group.create_array("timestamps", data=np.asarray(times, dtype=np.float64), chunks=(max(1, len(times)),))
-        utts = job.get("utterances") or []
-        if utts:
-            ug = group.create_group("utterances")
-            utts = sorted(utts)
-            ug.create_array("start", data=np.array([u[0] for u in utts], dtype=np.float64))
-            ug.create_array("end", data=np.array([u[1] for u in utts], dtype=np.float64))
-            text = ug.create_array("text", shape=(len(utts),), dtype=str, chunks=(len(utts),))
-            text[:] = np.array([u[2] for u in utts], dtype=str)
+        arr, n, times = _write_frames(group, frames_iter, opts, progress)
+        utts = _write_utterances(group, job.get("utterances") or [])
         h, w = arr.shape[1:3]
+        meta = job.get("meta") or {}
         attrs = {
             "source": str(src.resolve()), "source_name": src.name, "sha256": sha, "source_bytes": src.stat().st_size,
             "source_fps": report.source_fps, "source_codec": report.codec, "source_size": [report.width, report.height],
-            "rotation": report.rotation, "subject": (job.get("meta") or {}).get("subject"),
-            "age_days": (job.get("meta") or {}).get("age_days"), "start_time": times[0] if times else 0.0,
-            "fps": opts["fps"], "frames": n, "chunks": -(-n // g), "gop": g, "height": h, "width": w,
-            "codec": opts["codec"], "utterances": len(utts), "bad_packets": report.bad_packets,
+            "rotation": report.rotation, "subject": meta.get("subject"),
+            "age_days": meta.get("age_days"), "start_time": times[0] if times else 0.0,
+            "fps": opts.fps, "frames": n, "chunks": -(-n // opts.gop), "gop": opts.gop, "height": h, "width": w,
+            "codec": opts.codec, "utterances": len(utts), "bad_packets": report.bad_packets,
             "skipped_gaps": len(report.gaps),
             "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -227,7 +196,7 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
         verify_complete(built / "frames", vid, n)
         fmt.publish(store, built, f"{fmt.VIDEOS}/{vid}")
         return {"id": vid, "status": "ingested", "attrs": attrs, "seconds": time.time() - t_start,
-                "replaced": job.get("existing_sha"), "notes": _source_notes(report, opts["max_gap"])}
+                "replaced": job.get("existing_sha"), "notes": _source_notes(report, opts.max_gap)}
     except (SourceError, fmt.StoreError, OSError) as e:
         return {"id": vid, "status": "failed", "reason": str(e)}
     except Exception as e:  # noqa: BLE001  (bad input of any kind must not stop the run)
@@ -236,6 +205,66 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     finally:
         if built is not None and built.exists():
             shutil.rmtree(built, ignore_errors=True)
+
+
+def _write_frames(group: Any, frames_iter: Any, opts: IngestOptions, progress: Any) -> tuple[Any, int, list[float]]:
+    """The `frames` array (None when the source gave no frame), its length and each frame's source time.
+
+    One shard of frames at a time, in one buffer: a worker's memory is G * S frames, whatever the source."""
+    from zarr.codecs import Crc32cCodec
+
+    from babyfast.store.codec import GopCodec
+
+    g = opts.gop
+    block = g * opts.shard_chunks
+    arr = None
+    n = 0
+    buf: np.ndarray | None = None
+    filled = 0
+    times: list[float] = []
+
+    def flush() -> None:
+        nonlocal arr, n, filled
+        if not filled:
+            return
+        data = buf[:filled]
+        if arr is None:
+            h, w = data.shape[1:3]
+            arr = group.create_array(
+                "frames", shape=(0, h, w, 3), dtype="uint8", chunks=(g, h, w, 3), shards=(block, h, w, 3),
+                serializer=GopCodec(codec=opts.codec, quality=opts.quality, fps=round(opts.fps)),
+                compressors=[Crc32cCodec()], fill_value=0, config={"write_empty_chunks": True},
+            )
+        arr.resize((n + filled, *data.shape[1:]))
+        arr[n:n + filled] = data
+        n += filled
+        if progress is not None:
+            progress(filled)
+        filled = 0
+
+    for t, frame in frames_iter:
+        if buf is None:
+            buf = np.empty((block, *frame.shape), dtype=np.uint8)
+        buf[filled] = frame
+        filled += 1
+        times.append(t)
+        if filled == block:
+            flush()
+    flush()
+    group.create_array("timestamps", data=np.asarray(times, dtype=np.float64), chunks=(max(1, len(times)),))
+    return arr, n, times
+
+
+def _write_utterances(group: Any, utts: list) -> list:
+    """The `utterances` group (start, end, text), when the transcript has any for this video; returns them."""
+    if utts:
+        ug = group.create_group("utterances")
+        utts = sorted(utts)
+        ug.create_array("start", data=np.array([u[0] for u in utts], dtype=np.float64))
+        ug.create_array("end", data=np.array([u[1] for u in utts], dtype=np.float64))
+        text = ug.create_array("text", shape=(len(utts),), dtype=str, chunks=(len(utts),))
+        text[:] = np.array([u[2] for u in utts], dtype=str)
+    return utts
 
 
 def _estimate_frames(path: Path, fps: float) -> int:
@@ -256,15 +285,15 @@ def _sidecar_path(given: str | os.PathLike[str] | None, src_root: Path, default:
     return src_root / default if (src_root / default).is_file() else None
 
 
-def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: float = 10.0, size: int = 256,
-           gop: int = 16, codec: str = "h264", quality: int | None = None, crop: bool = True,
-           shard_chunks: int = 32, workers: int = 1, transcripts: str | os.PathLike[str] | None = None,
-           ages: str | os.PathLike[str] | None = None, progress: bool = True,
-           max_gap: float = limits.DEFAULT_MAX_GAP, part: str | tuple[int, int] | None = None,
-           wait: float | None = None) -> IngestResult:
+def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], options: IngestOptions | None = None, *,
+           transcripts: str | os.PathLike[str] | None = None, ages: str | os.PathLike[str] | None = None,
+           progress: bool = True, part: str | tuple[int, int] | None = None, wait: float | None = None,
+           **option_values: Any) -> IngestResult:
     """Ingest every recording under `src` into the store at `store` (created if missing).
 
-    max_gap: seconds between two source frames beyond which the jump is skipped (and reported), not filled.
+    options: an `IngestOptions` (fps, size, gop, codec, quality, crop, shard_chunks, workers, max_gap);
+        its fields may also be given as keywords (`fps=10, size=256`), which override `options`.
+    transcripts, ages: CSV files (default: SRC/utterances.csv and SRC/ages.csv when there).
     part: "K/N" (or (K, N)): only this run's deterministic share of the recordings under `src`, for N
         runs writing N stores (see `babyfast.store.ids`).
     wait: when another ingest holds the store: None refuses at once (StoreLocked, naming it), a number
@@ -275,10 +304,10 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
         >>> result = ingest("recordings/", "store.zarr", fps=10, size=256, gop=16)  # doctest: +SKIP
         >>> result.ok, len(result.ingested)  # doctest: +SKIP
     """
-    opts = IngestOptions(fps=fps, size=size, gop=gop, codec=codec, quality=quality, crop=crop,
-                         shard_chunks=shard_chunks, workers=workers, max_gap=max_gap)
-    opts.validate()
-    quality = DEFAULT_QUALITY[codec] if quality is None else quality
+    unknown = sorted(set(option_values) - {f.name for f in fields(IngestOptions)})
+    if unknown:
+        raise TypeError(f"ingest() got unexpected keyword argument(s) {unknown}")
+    opts = replace(options or IngestOptions(), **option_values).resolved()
     share = None if part is None else parse_part(part if isinstance(part, str) else f"{part[0]}/{part[1]}")
     src_root = Path(src)
     if not src_root.exists():
@@ -287,8 +316,21 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     base = src_root if src_root.is_dir() else src_root.parent
     everything = find_sources(src_root)
     sources = [p for p in everything if share is None or in_part(p.relative_to(base), share)]
-    # the CSV files are read first: an error that makes a whole file unreadable stops the run before
-    # anything is written (a video ingested without its age would be skipped by the next run, for its sha256)
+    read_t, read_a, ignored = _read_sidecars(src_root, transcripts, ages)
+    fmt.check_new_store(store)
+    with StoreLock(store, wait=wait):
+        run = _Run(Path(store), opts, _open_store(Path(store), src_root, opts), started, share)
+        _ingest_locked(run, base, everything, sources, read_t, read_a, progress)
+    run.result.ignored = ignored
+    return run.result
+
+
+def _read_sidecars(src_root: Path, transcripts: str | os.PathLike[str] | None,
+                   ages: str | os.PathLike[str] | None) -> tuple[sidecars.Sidecar | None, sidecars.Sidecar | None,
+                                                                 dict[str, int]]:
+    """(transcripts, ages, files ignored by extension). The CSV files are read first: an error that makes a
+    whole file unreadable stops the run before anything is written (a video ingested without its age would be
+    skipped by the next run, for its sha256)."""
     side_t = _sidecar_path(transcripts, src_root, "utterances.csv")
     side_a = _sidecar_path(ages, src_root, "ages.csv")
     read_t = sidecars.read_sidecar(side_t, sidecars.TRANSCRIPT_COLUMNS) if side_t else None
@@ -297,30 +339,28 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], *, fps: f
     if ignored:
         log.info("%s: ignored %d file(s) that are not videos (%s): %s", src_root, sum(ignored.values()),
                  "/".join(VIDEO_EXTENSIONS), ", ".join(f"{k} {v}" for k, v in ignored.items()))
-    fmt.check_new_store(store)
-    with StoreLock(store, wait=wait):
-        result = _ingest_locked(src_root, base, everything, sources, Path(store), opts, quality, read_t, read_a,
-                                progress, started, share)
-    result.ignored = ignored
-    return result
+    return read_t, read_a, ignored
 
 
-def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: list[Path], store: Path,
-                   opts: IngestOptions, quality: int, read_t: sidecars.Sidecar | None,
-                   read_a: sidecars.Sidecar | None, progress: bool, started: float,
-                   share: tuple[int, int] | None) -> IngestResult:
-    result = IngestResult(store=store)
+def _open_store(store: Path, src_root: Path, opts: IngestOptions) -> dict[str, Any]:
+    """Create the store (or check that it fits `opts`) and clean up after interrupted runs; returns the
+    creation info of this run."""
     created = {"by": "babyfast ingest", "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "host": platform.node(), "source": str(src_root.resolve())}
     fmt.create_store(store, height=opts.size if opts.crop else None, width=opts.size if opts.crop else None,
-                     fps=opts.fps, gop=opts.gop, codec=opts.codec, quality=quality, shard_chunks=opts.shard_chunks,
-                     created=created)
+                     fps=opts.fps, gop=opts.gop, codec=opts.codec, quality=opts.quality,
+                     shard_chunks=opts.shard_chunks, created=created)
     leftovers = fmt.clear_partials(store)
     repaired = fmt.repair_groups(store)
     if repaired:
         log.info("%s: wrote the group metadata that %s lacked", store, ", ".join(repaired))
     if leftovers:
         log.info("%s: removed %d interrupted partial write(s): %s", store, len(leftovers), ", ".join(leftovers))
+    return created
+
+
+def _existing_videos(store: Path) -> dict[str, dict[str, Any]]:
+    """{id: attributes} of the videos already in the store that can be indexed."""
     existing: dict[str, dict[str, Any]] = {}
     for v in fmt.video_ids(store):
         try:
@@ -331,10 +371,12 @@ def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: 
             log.warning("%s: video %r has unreadable attributes (%s); run babyfast check", store, v, e)
             continue
         existing[v] = attrs
-    rows = {v: fmt.index_row(v, a) for v, a in existing.items()}
+    return existing
 
-    assignments = assign_ids(sources, base, existing)
-    assigned = {a.path: a.id for a in assignments}
+
+def _sidecar_rows(run: _Run, base: Path, everything: list[Path], assigned: dict[Path, str],
+                  read_t: sidecars.Sidecar | None, read_a: sidecars.Sidecar | None) -> tuple[dict, dict]:
+    """({id: utterances}, {id: subject and age}) from the CSV files; their bad rows become problems."""
     # CSV rows may name any recording under SRC; those of another part are left to it
     lookup: dict[str, set[str]] = {}
     elsewhere: set[str] = set()
@@ -349,158 +391,149 @@ def _ingest_locked(src_root: Path, base: Path, everything: list[Path], sources: 
     utterances, meta = {}, {}
     if read_t is not None:
         utterances, probs = sidecars.transcripts(read_t, lookup, elsewhere)
-        result.problems += [Problem(str(read_t.path), why, "csv") for why in probs]
+        run.result.problems += [Problem(str(read_t.path), why, "csv") for why in probs]
     if read_a is not None:
         meta, probs = sidecars.ages(read_a, lookup, elsewhere)
-        result.problems += [Problem(str(read_a.path), why, "csv") for why in probs]
+        run.result.problems += [Problem(str(read_a.path), why, "csv") for why in probs]
+    return utterances, meta
 
-    log_events: list[dict[str, Any]] = []
+
+def _ingest_locked(run: _Run, base: Path, everything: list[Path], sources: list[Path],
+                   read_t: sidecars.Sidecar | None, read_a: sidecars.Sidecar | None, progress: bool) -> None:
+    """The run, holding the store's lock: which recording goes where, then the workers."""
+    existing = _existing_videos(run.store)
+    run.rows = {v: fmt.index_row(v, a) for v, a in existing.items()}
+    assignments = assign_ids(sources, base, existing)
+    utterances, meta = _sidecar_rows(run, base, everything, {a.path: a.id for a in assignments}, read_t, read_a)
     jobs = []
-    option_dict = {"fps": opts.fps, "size": opts.size, "gop": opts.gop, "codec": opts.codec, "quality": quality,
-                   "crop": opts.crop, "shard_chunks": opts.shard_chunks, "max_gap": opts.max_gap}
-    sources_of: dict[str, Path] = {}
     for a in assignments:
         if a.failed:
-            result.problems.append(Problem(str(a.path), a.failed))
+            run.result.problems.append(Problem(str(a.path), a.failed))
             continue
         if a.skip:
-            result.skipped.append(a.id)
+            run.result.skipped.append(a.id)
             log.info("%s: %s; skipped", a.path, a.skip)
             continue
         if a.clash:
-            result.renamed.append((str(a.path), a.id, a.clash))
-            log_events.append({"event": "renamed", "file": str(a.path), "id": a.id, "clash": a.clash})
-        sources_of[a.id] = a.path
-        jobs.append({"store": str(store.resolve()), "id": a.id, "source": str(a.path), "options": option_dict,
+            run.result.renamed.append((str(a.path), a.id, a.clash))
+            run.events.append({"event": "renamed", "file": str(a.path), "id": a.id, "clash": a.clash})
+        run.sources[a.id] = a.path
+        jobs.append({"store": str(run.store.resolve()), "id": a.id, "source": str(a.path), "options": run.opts,
                      "existing_sha": a.existing_sha, "sha": a.sha, "utterances": utterances.get(a.id),
                      "meta": meta.get(a.id)})
-    pending = [j for j in jobs if j["existing_sha"] is None]
-    total = sum(_estimate_frames(Path(j["source"]), opts.fps) for j in pending) if progress else 0
-    bar = None
-    if progress:
+    run.jobs = len(jobs)
+    try:
+        if progress:
+            run.open_bar(jobs)
+        _run_all(jobs, run.opts.workers, run.bar, run.finish)
+    finally:
+        run.close()
+
+
+class _Run:
+    """What one ingest run has done so far: the result, the index rows, the log events and the bar."""
+
+    def __init__(self, store: Path, opts: IngestOptions, created: dict[str, Any], started: float,
+                 share: tuple[int, int] | None) -> None:
+        self.store, self.opts, self.created, self.started, self.share = store, opts, created, started, share
+        self.result = IngestResult(store=store)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.sources: dict[str, Path] = {}  # id -> the recording it is made from
+        self.bar: Any = None
+        self.jobs = 0
+        self.done = 0
+        self.last_index = time.time()
+
+    def open_bar(self, jobs: list[dict[str, Any]]) -> None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total or None, unit="frame", desc=f"ingest 0/{len(jobs)} videos", dynamic_ncols=True)
+        total = sum(_estimate_frames(Path(j["source"]), self.opts.fps) for j in jobs if j["existing_sha"] is None)
+        self.bar = tqdm(total=total or None, unit="frame", desc=f"ingest 0/{len(jobs)} videos", dynamic_ncols=True)
 
-    done = 0
-    last_index = [time.time()]
-
-    def finish(out: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        src_path = sources_of[out["id"]]
+    def finish(self, out: dict[str, Any]) -> None:
+        """Take in what a worker's job returned."""
+        self.done += 1
+        result, src_path = self.result, self.sources[out["id"]]
         if out["status"] == "skipped":
             result.skipped.append(out["id"])
         elif out["status"] == "ingested":
             result.ingested.append(out["id"])
             result.frames += out["attrs"]["frames"]
-            rows[out["id"]] = fmt.index_row(out["id"], out["attrs"])
-            if time.time() - last_index[0] > 30:  # progress survives a kill; the run's end writes it anyway
+            self.rows[out["id"]] = fmt.index_row(out["id"], out["attrs"])
+            if time.time() - self.last_index > 30:  # progress survives a kill; the run's end writes it anyway
                 try:
-                    fmt.write_index(store, list(rows.values()))
+                    fmt.write_index(self.store, list(self.rows.values()))
                 except fmt.StoreWriteError as e:
                     log.warning("%s", e)
-                last_index[0] = time.time()
+                self.last_index = time.time()
             event = {"event": "ingested", "id": out["id"], "file": str(src_path),
                      "frames": out["attrs"]["frames"], "seconds": round(out["seconds"], 3)}
             if out.get("replaced"):
                 result.replaced.append(out["id"])
                 event.update(event="replaced", old_sha256=out["replaced"], sha256=out["attrs"]["sha256"])
-            log_events.append(event)
+            self.events.append(event)
             for kind, reason in out.get("notes", []):
                 result.problems.append(Problem(str(src_path), reason, kind))
         else:
             result.problems.append(Problem(str(src_path), out["reason"]))
-        if bar is not None:
-            bar.set_description(f"ingest {done}/{len(jobs)} videos")
+        if self.bar is not None:
+            self.bar.set_description(f"ingest {self.done}/{self.jobs} videos")
 
-    try:
-        if opts.workers == 1:
-            for job in jobs:
-                finish(_ingest_one(job, _BarQueue(bar)))
-        else:
-            ctx = mp.get_context("spawn")
-            manager = SyncManager(ctx=ctx)
-            manager.start(die_with_parent, (os.getpid(),))
-            with manager:
-                _run_all(jobs, opts.workers, ctx, manager.Queue(), bar, finish)
-    finally:
-        if bar is not None:
-            bar.close()
-        # always, and each on its own: a run killed between publishing a video and indexing it left the
-        # index behind the tree; an index that cannot be written must not cost the log of what was done
+    def close(self) -> None:
+        """Write the index and the log, whatever happened: a run killed between publishing a video and
+        indexing it left the index behind the tree; an index that cannot be written must not cost the log
+        of what was done."""
+        result = self.result
+        if self.bar is not None:
+            self.bar.close()
         try:
-            fmt.write_index(store, list(rows.values()))
+            fmt.write_index(self.store, list(self.rows.values()))
         except fmt.StoreWriteError as e:
             result.problems.append(Problem(str(e.path), f"cannot {e.what}: {e.cause} (the next run writes it)",
                                            "store"))
         for p in result.problems:
-            log_events.append({"event": p.kind, "file": p.file, "reason": p.reason})
-        result.seconds = time.time() - started
-        log_events.append({"event": "run", "at": created["at"], "ingested": len(result.ingested),
-                           "replaced": len(result.replaced), "skipped": len(result.skipped),
-                           "problems": len(result.problems), "frames": result.frames,
-                           "seconds": round(result.seconds, 3), **({"part": list(share)} if share else {})})
+            self.events.append({"event": p.kind, "file": p.file, "reason": p.reason})
+        result.seconds = time.time() - self.started
+        self.events.append({"event": "run", "at": self.created["at"], "ingested": len(result.ingested),
+                            "replaced": len(result.replaced), "skipped": len(result.skipped),
+                            "problems": len(result.problems), "frames": result.frames,
+                            "seconds": round(result.seconds, 3), **({"part": list(self.share)} if self.share else {})})
         try:
-            fmt.append_log(store, log_events)
+            fmt.append_log(self.store, self.events)
         except fmt.StoreWriteError as e:
             result.problems.append(Problem(str(e.path), f"cannot {e.what}: {e.cause}", "store"))
-    return result
 
 
-def _run_pool(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> list[dict]:
-    """Run jobs on a process pool; returns the jobs left unfinished because a worker process died (a crash
-    in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_ingest_one, job, q): job for job in jobs}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(q, bar)
-            broken = [f for f in finished if isinstance(f.exception(), BrokenProcessPool)]
-            for f in finished:
-                if f not in broken:
-                    finish(f.result())
-            if broken:
-                return [futures[f] for f in broken] + [futures[f] for f in pending]
-        _drain(q, bar)
-    return []
-
-
-def _run_all(jobs: list[dict[str, Any]], workers: int, ctx: Any, q: Any, bar: Any, finish: Any) -> None:
-    """All jobs on worker processes; after a worker death, the unfinished jobs run one at a time, alone,
-    so that a recording that kills its worker is named and failed, and every other one is still ingested."""
+def _run_all(jobs: list[dict[str, Any]], workers: int, bar: Bar | None, finish: Any) -> None:
+    """All jobs (on worker processes when `workers` > 1); after a worker death, the unfinished jobs run one
+    at a time, alone, so that a recording that kills its worker is named and failed, and every other one is
+    still ingested."""
+    if workers == 1:
+        run_jobs(_ingest_one, jobs, 1, lambda job, f: finish(f.result()), bar)
+        return
     todo = list(jobs)
     while todo:
-        unfinished = _run_pool(todo, workers, ctx, q, bar, finish)
+        unfinished = _run_round(todo, workers, bar, finish)
         todo = []
         for i, job in enumerate(unfinished):
-            if _run_pool([job], 1, ctx, q, bar, finish):
+            if _run_round([job], 1, bar, finish):
                 finish({"id": job["id"], "status": "failed",
                         "reason": "the worker process died while ingesting it (a crash or out of memory)"})
                 todo = unfinished[i + 1:]  # back to the parallel pool for the rest
                 break
 
 
-class _BarQueue:
-    """The in-process stand-in for the workers' progress queue."""
+def _run_round(jobs: list[dict[str, Any]], workers: int, bar: Bar | None, finish: Any) -> list[dict[str, Any]]:
+    """Run jobs on a process pool; returns the jobs left unfinished because a worker process died (a crash
+    in FFmpeg, the OOM killer): that breaks the whole pool, and which job did it is not known yet."""
+    unfinished: list[dict[str, Any]] = []
 
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
+    def done(job: dict[str, Any], f: Future) -> None:
+        if is_broken(f):
+            unfinished.append(job)
+        else:
+            finish(f.result())
 
-    def put(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-
-def _drain(q: Any, bar: Any) -> None:
-    while True:
-        try:
-            n = q.get_nowait()
-        except queue.Empty:
-            return
-        if bar is not None:
-            bar.update(n)
+    run_jobs(_ingest_one, jobs, workers, done, bar, in_process=False)
+    return unfinished

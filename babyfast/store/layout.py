@@ -302,7 +302,8 @@ def publish(path: str | os.PathLike[str], built: Path, dest: str) -> None:
 
     The new node is flushed to disk first. An older node is moved aside to `.partial/~old.*/<dest>` and
     moved back if the second rename fails; `clear_partials` also moves it back after a crash between the two
-    renames, so a replacement never loses the version already there.
+    renames, so a replacement never loses the version already there. (Folders only: a single file is
+    written with `babyfast._atomic`.)
     """
     root = Path(path)
     target = root / dest

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from babyfast._core import ChunkBatch, ShardReader
+from babyfast._fork import rebuild_after_fork
 from babyfast.store import limits
 from babyfast.store.layout import bounded_int
 
@@ -202,9 +203,9 @@ class ChunkReader:
         self._verify = bool(verify)
         self._threads = threads
         self._index_cache = index_cache
-        self._reader = ShardReader(threads=threads, index_cache=index_cache)
+        self._reader: ShardReader | None = ShardReader(threads=threads, index_cache=index_cache)
         # The C++ reader's threads do not survive fork(): a forked child (a DataLoader worker) makes its own.
-        self._pid = os.getpid()
+        rebuild_after_fork(self)
         self._layouts: dict[str, VideoLayout] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -225,11 +226,13 @@ class ChunkReader:
         """The C++ reader underneath (stats(), shard_index())."""
         return self._own_reader()
 
+    def _after_fork(self) -> None:
+        self._reader = None
+
     def _own_reader(self) -> ShardReader:
-        if self._pid != os.getpid():
+        if self._reader is None:
             log.debug("forked: a new shard reader for process %d", os.getpid())
             self._reader = ShardReader(threads=self._threads, index_cache=self._index_cache)
-            self._pid = os.getpid()
         return self._reader
 
     def layout(self, video_id: str) -> VideoLayout:

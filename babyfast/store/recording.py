@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -146,6 +146,21 @@ def _centre_crop(img: np.ndarray, ow: int, oh: int) -> np.ndarray:
     return np.ascontiguousarray(img[y:y + oh, x:x + ow])
 
 
+def _geometry(frame: Any, size: int, crop: bool, report: SourceReport) -> tuple[int, int, int, int]:
+    """(scaled width, height, stored width, height) of a source's frames, from its first (rotation included,
+    recorded in `report`); SourceError beyond the limits."""
+    report.rotation = int(round(frame.rotation or 0)) % 360
+    k_turn = (report.rotation // 90) % 4
+    dw, dh = (frame.height, frame.width) if k_turn % 2 else (frame.width, frame.height)
+    report.width, report.height = dw, dh
+    sw, sh, ow, oh = output_size(dw, dh, size, crop)
+    if sw * sh > limits.MAX_SOURCE_PIXELS or max(ow, oh) > limits.MAX_SIDE:
+        raise SourceError(f"frames of {dw}x{dh} would be scaled to {sw}x{sh} and stored at "
+                          f"{ow}x{oh}, beyond the limits (stored sides up to {limits.MAX_SIDE}); "
+                          f"an aspect ratio this extreme needs a crop")
+    return sw, sh, ow, oh
+
+
 def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool = True,
                 report: SourceReport | None = None,
                 max_gap: float = limits.DEFAULT_MAX_GAP) -> Iterator[tuple[float, np.ndarray]]:
@@ -199,16 +214,7 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
                 _check_size(frame.width, frame.height, f"a frame at {t:.3f} s")
                 report.source_frames += 1
                 if geometry is None:
-                    report.rotation = int(round(frame.rotation or 0)) % 360
-                    k_turn = (report.rotation // 90) % 4
-                    dw, dh = (frame.height, frame.width) if k_turn % 2 else (frame.width, frame.height)
-                    report.width, report.height = dw, dh
-                    geometry = output_size(dw, dh, size, crop)
-                    sw, sh, ow, oh = geometry
-                    if sw * sh > limits.MAX_SOURCE_PIXELS or max(ow, oh) > limits.MAX_SIDE:
-                        raise SourceError(f"frames of {dw}x{dh} would be scaled to {sw}x{sh} and stored at "
-                                          f"{ow}x{oh}, beyond the limits (stored sides up to {limits.MAX_SIDE}); "
-                                          f"an aspect ratio this extreme needs a crop")
+                    geometry = _geometry(frame, size, crop, report)
                     t0 = first = t
                 if held is not None:
                     gap = t - held[0]

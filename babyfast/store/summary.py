@@ -124,12 +124,28 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
     """Everything the loader relies on: the root attributes, the index, each video's metadata (the same
     judge as the loader's, `babyfast.store.validate.load_video`), every shard index (no two chunks on the
     same bytes), and every chunk read through the C++ reader (chunk crc32c) and decoded. Names each bad one."""
-    from babyfast.store.codec import decode_video_chunk
     from babyfast.store.reader import ChunkReader
 
     info = fmt.store_info(store)
     result = CheckResult()
     reader = ChunkReader(info.path, threads=threads, verify=True)
+    work = _check_index(store, info, reader, result)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(lay.num_chunks for _, _, lay in work), unit="chunk", desc="check", dynamic_ncols=True)
+    try:
+        _check_chunks(reader, work, threads, result, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _check_index(store: str | os.PathLike[str], info: Any, reader: Any, result: CheckResult) -> list[tuple]:
+    """The index against the tree, and each video's metadata; returns (id, attrs, layout) of the videos whose
+    chunks can be read."""
     index = fmt.read_index(store)
     ids = [str(v) for v in index["id"]]
     walked = set(fmt.video_ids(store))
@@ -154,13 +170,13 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
         planned = _plan_video(reader, info, v, int(index["frames"][i]), result)
         if planned is not None:
             work.append((v, *planned))
+    return work
 
-    total = sum(lay.num_chunks for _, _, lay in work)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, unit="chunk", desc="check", dynamic_ncols=True)
+def _check_chunks(reader: Any, work: list[tuple], threads: int, result: CheckResult, bar: Any) -> None:
+    """Read every chunk of `work` (crc32c checked by the C++ reader), 64 at a time, and decode it in threads."""
+    from babyfast.store.codec import decode_video_chunk
+
     attrs = {v: a for v, a, _ in work}
 
     def decode(item: tuple[tuple[str, int], Any]) -> str | None:
@@ -198,6 +214,3 @@ def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True
             result.chunks += len(part)
             if bar is not None:
                 bar.update(len(part))
-    if bar is not None:
-        bar.close()
-    return result

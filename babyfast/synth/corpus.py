@@ -27,12 +27,12 @@ import json
 import logging
 import math
 import os
-import queue
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from babyfast._atomic import atomic_open, temp_target, write_text
+from babyfast._atomic import atomic_open, write_text
+from babyfast._pool import run_jobs
+from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usable_folder
 from .children import AgeModel, child_world
 from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
@@ -151,16 +151,9 @@ def render_recording(spec, out: Path, codec: str = "h264", gop: int | None = Non
     }
 
 
-_QUEUE = None
-
-
-def _init_worker(q) -> None:
-    global _QUEUE
-    _QUEUE = q
-
-
-def _worker(spec, out, codec, gop):
-    return render_recording(spec, out, codec, gop, report=_QUEUE.put if _QUEUE is not None else None)
+def _render_job(job: tuple, report) -> dict:
+    spec, out, codec, gop = job
+    return render_recording(spec, out, codec, gop, report=report)
 
 
 def _failed(video_id: str, e: BaseException) -> RuntimeError:
@@ -174,35 +167,15 @@ def _render_all(specs, out: Path, codec: str, gop: int | None, n_workers: int, b
     error (a RuntimeError naming the recording) is raised as soon as those already rendering are done.
     """
     results = {}
-    if n_workers == 1:
-        for spec in specs:
-            try:
-                results[spec.video_id] = render_recording(spec, out, codec, gop, report=bar.update)
-            except Exception as e:
-                raise _failed(spec.video_id, e) from e
-        return results
-    import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
-        futures = {pool.submit(_worker, s, out, codec, gop): s.video_id for s in specs}
-        pending = set(futures)
+    def done(job: tuple, f) -> None:
+        video_id = job[0].video_id
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(q, bar)
-                for f in sorted(done, key=lambda f: futures[f]):
-                    try:
-                        results[futures[f]] = f.result()
-                    except Exception as e:
-                        raise _failed(futures[f], e) from e
-        except BaseException:
-            # a failure or Ctrl-C: cancel the recordings not started yet and wait only for those already
-            # rendering (no worker is left writing into OUT after this returns)
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        _drain(q, bar)
+            results[video_id] = f.result()
+        except Exception as e:
+            raise _failed(video_id, e) from e
+
+    run_jobs(_render_job, [(s, out, codec, gop) for s in specs], n_workers, done, bar)
     return results
 
 
@@ -219,18 +192,9 @@ def _recording_names(manifest: dict) -> tuple[set[str], set[str]]:
     return videos, truths
 
 
-def _read_manifest(path: Path) -> dict | None:
-    """A BabyWorld corpus manifest, or None if `path` is missing or is something else."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("generator") == GENERATOR else None
-
-
 def _is_listed(name: str, names: set[str]) -> bool:
     """`name` is one of `names`, or a temporary file left by writing one of them."""
-    if name in names or temp_target(name) in names:
+    if listed(name, names):
         return True
     return name.startswith(".") and name.endswith(".partial") and name[1:-len(".partial")] in names  # older writer
 
@@ -238,10 +202,9 @@ def _is_listed(name: str, names: set[str]) -> bool:
 def _claim(out: Path, overwrite: bool) -> None:
     """Make OUT ready for a new corpus: refuse if it holds anything that is not ours (or a corpus
     without `overwrite`), else delete exactly the files of the previous corpus (its manifest last)."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+    usable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(out / MANIFEST)
+    manifest = read_manifest(out / MANIFEST, GENERATOR)
     if manifest is None:
         top, truths = set(), set()
     else:
@@ -249,20 +212,14 @@ def _claim(out: Path, overwrite: bool) -> None:
         top = videos | set(_TABLES) | {MANIFEST}
     ours, foreign = [], []
     for p in sorted(out.iterdir()):
-        if p.name == TRUTH_DIR and p.is_dir() and not p.is_symlink():
+        if p.name == TRUTH_DIR and not entry_is_file(p):
             for q in sorted(p.iterdir()):
-                listed = _is_listed(q.name, truths) and (q.is_symlink() or not q.is_dir())
-                (ours if listed else foreign).append(q)
-        elif _is_listed(p.name, top) and (p.is_symlink() or not p.is_dir()):
+                (ours if _is_listed(q.name, truths) and entry_is_file(q) else foreign).append(q)
+        elif _is_listed(p.name, top) and entry_is_file(p):
             ours.append(p)
         else:
             foreign.append(p)
-    if foreign:
-        shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise FileExistsError(
-            f"{out}: holds {len(foreign)} file(s) that are not part of a BabyWorld corpus ({shown}); "
-            "write the corpus into an empty folder (nothing was changed)"
-        )
+    refuse_foreign(out, foreign, "part of a BabyWorld corpus", "corpus")
     if ours and not overwrite:
         raise FileExistsError(
             f"{out}: already holds a BabyWorld corpus ({', '.join(sorted(p.name for p in ours)[:4])} ...); "
@@ -356,11 +313,3 @@ def _write_manifest(out: Path, header: dict, infos, complete: bool) -> None:
     for r in recordings:
         r["path"] = os.path.basename(r["path"])
     write_text(out / MANIFEST, json.dumps({**header, "recordings": recordings, "complete": complete}, indent=1))
-
-
-def _drain(q, bar) -> None:
-    while True:
-        try:
-            bar.update(q.get_nowait())
-        except queue.Empty:
-            return

@@ -8,13 +8,12 @@ without B-frames (see `VideoWriter`).
 """
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from babyfast._atomic import temp_path
+from babyfast._atomic import commit, temp_path
 
 __all__ = ["VideoWriter", "CODECS", "codec_extension"]
 
@@ -127,8 +126,7 @@ class VideoWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
-        os.replace(self._tmp, self.path)
-        return self.path
+        return commit(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop a half-written file."""

@@ -48,12 +48,13 @@ import logging
 import math
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from babyfast._atomic import temp_target, write_bytes, write_text
+from babyfast._atomic import write_bytes, write_text
+from babyfast._pool import run_jobs
+from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usable_folder
 from .children import stream
 from .compose import Layer, compose
 from .geometry import HORIZON, PANO_W, View, clamp_view
@@ -491,39 +492,27 @@ def _make_suite(name: str, out: str, seed: int, width: int, height: int, n: int,
     return {"suite": name, **info}
 
 
+def _suite_job(job: tuple, report) -> dict:
+    return _make_suite(*job)
+
+
 def _read_manifest(path: Path) -> dict | None:
     """A probe manifest, or None if `path` is missing or is something else."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("generator") != GENERATOR or not isinstance(doc.get("suites"), dict):
-        return None
-    return doc
+    doc = read_manifest(path, GENERATOR)
+    return doc if doc is not None and isinstance(doc.get("suites"), dict) else None
 
 
 def _claim(out: Path, names: tuple[str, ...], width: int, height: int, seed: int) -> dict:
     """Check that OUT holds only our probe files and that the suites kept fit the new ones; returns the
     previous manifest's entries of the suites that stay. Changes nothing on disk."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
-    if not out.exists():
+    if not usable_folder(out):
         return {}
     old = _read_manifest(out / MANIFEST) or {}
-    listed = {s for s in [*old.get("suites", {}), *old.get("pending", [])] if s in SUITES}
+    listed_suites = {s for s in [*old.get("suites", {}), *old.get("pending", [])] if s in SUITES}
     files = {MANIFEST, VOCAB_FILE} if old else set()
-    foreign = []
-    for p in sorted(out.iterdir()):
-        is_dir = p.is_dir() and not p.is_symlink()
-        if not (p.name in listed and is_dir
-                or (p.name in files or temp_target(p.name) in files) and not is_dir):
-            foreign.append(p)
-    if foreign:
-        shown = ", ".join(str(p) for p in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise FileExistsError(
-            f"{out}: holds {len(foreign)} file(s) that are not BabyWorld probe suites listed in its {MANIFEST} "
-            f"({shown}); write the probes into an empty folder (nothing was changed)"
-        )
+    foreign = [p for p in sorted(out.iterdir())
+               if not (p.name in listed_suites and not entry_is_file(p) or listed(p.name, files) and entry_is_file(p))]
+    refuse_foreign(out, foreign, f"BabyWorld probe suites listed in its {MANIFEST}", "probes")
     kept = {s: v for s, v in old.get("suites", {}).items() if s in SUITES and s not in names}
     if kept and (old.get("width"), old.get("height"), old.get("seed")) != (width, height, seed):
         raise ValueError(
@@ -560,12 +549,29 @@ def write_probes(
         suite = load_suite("demo/probes/counting")
         print(score(suite, lambda q: 0))   # a constant responder: chance
     """
-    from tqdm import tqdm
-
     from .corpus import _check_workers, parse_size
 
     # every argument is checked before anything in `out` is touched
     width, height = parse_size(size)
+    names = _check_suites(suites, trials, quads, movie_frames)
+    _check_workers(workers)
+    out = Path(out)
+    kept = _claim(out, names, width, height, seed)
+    header = {"generator": GENERATOR, "seed": seed, "width": width, "height": height,
+              "instances": list(PROBE_INSTANCES)}
+    _clear(out, header, kept, names)
+    args = [(s, str(out), seed, width, height, trials, quads, movie_frames) for s in names]
+    results = _make_suites(args, min(len(args), workers or os.cpu_count() or 1), progress)
+    write_vocabulary(out / VOCAB_FILE)
+    manifest = {**header, "suites": {**kept, **{r.pop("suite"): r for r in results}}}
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    log.info("wrote probe suites %s into %s", list(names), out)
+    return manifest
+
+
+def _check_suites(suites: tuple[str, ...] | list[str] | None, trials: int, quads: int,
+                  movie_frames: int) -> tuple[str, ...]:
+    """The suites asked for (each once, in order), once the suite names and sizes are checked."""
     names = tuple(dict.fromkeys(suites)) if suites else SUITES
     bad = [s for s in names if s not in SUITES]
     if bad:
@@ -576,39 +582,31 @@ def write_probes(
         raise ValueError(f"quads {quads}: need at least 1")
     if movie_frames < 12 or movie_frames % 2:
         raise ValueError(f"movie_frames {movie_frames}: must be even and at least 12 (two lifts of the screen)")
-    _check_workers(workers)
-    out = Path(out)
-    kept = _claim(out, names, width, height, seed)
+    return names
 
+
+def _clear(out: Path, header: dict, kept: dict, names: tuple[str, ...]) -> None:
+    """List what is about to be written before writing it, then remove the folders being replaced (and
+    those a crashed run left pending)."""
     old = _read_manifest(out / MANIFEST) or {}
     stale = [s for s in old.get("pending", []) if s in SUITES and s not in names]  # a crashed run's leftovers
-    header = {"generator": GENERATOR, "seed": seed, "width": width, "height": height,
-              "instances": list(PROBE_INSTANCES)}
     out.mkdir(parents=True, exist_ok=True)
-    # list what is about to be written before writing it, then clear the folders being replaced
     write_text(out / MANIFEST, json.dumps({**header, "suites": kept, "pending": sorted({*names, *stale})}, indent=1))
     for s in (*names, *stale):
         if (out / s).is_dir():
             shutil.rmtree(out / s)
     write_text(out / MANIFEST, json.dumps({**header, "suites": kept, "pending": sorted(names)}, indent=1))
 
-    args = [(s, str(out), seed, width, height, trials, quads, movie_frames) for s in names]
-    n_workers = min(len(args), workers or os.cpu_count() or 1)
-    results = []
-    with tqdm(total=len(args), unit="suite", desc="probes", disable=not progress) as bar:
-        if n_workers <= 1:
-            for a in args:
-                results.append(_make_suite(*a))
-                bar.update(1)
-        else:
-            import multiprocessing as mp
 
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-                for r in pool.map(_make_suite, *zip(*args)):
-                    results.append(r)
-                    bar.update(1)
-    write_vocabulary(out / VOCAB_FILE)
-    manifest = {**header, "suites": {**kept, **{r.pop("suite"): r for r in results}}}
-    write_text(out / MANIFEST, json.dumps(manifest, indent=1))
-    log.info("wrote probe suites %s into %s", list(names), out)
-    return manifest
+def _make_suites(args: list[tuple], n_workers: int, progress: bool) -> list[dict]:
+    """Each suite's manifest entry, in the order of `args` (the order asked for), made on `n_workers`."""
+    from tqdm import tqdm
+
+    results = {}
+    with tqdm(total=len(args), unit="suite", desc="probes", disable=not progress) as bar:
+        def done(job: tuple, f) -> None:
+            results[job[0]] = f.result()
+            bar.update(1)
+
+        run_jobs(_suite_job, args, n_workers, done)
+    return [results[a[0]] for a in args]

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babyfast.kernels import IMAGENET_MEAN, IMAGENET_STD, attention, patchify
+from babyfast.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from babyfast.kernels import attention, patchify
 
 from .registry import register_model
 

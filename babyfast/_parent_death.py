@@ -1,7 +1,9 @@
 """Worker processes that end with the process that started them.
 
-A worker of a killed ingest (kill -9, the OOM killer) must not go on publishing videos into a store that
-the next run, now holding the store's lock, believes only it writes. On Linux the kernel sends the worker
+A worker of a killed run (kill -9, the OOM killer) must not go on writing: an ingest's worker would
+publish videos into a store that the next run, now holding the store's lock, believes only it writes;
+a corpus worker would write into a folder the next run is claiming. `babyfast._pool` starts every
+worker with this. On Linux the kernel sends the worker
 SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere a thread of the worker watches its
 parent's pid and ends the worker when it changes.
 """
