@@ -325,6 +325,8 @@ def test_babyfast_eval_scores_the_adapter_suites(tmp_path: Path) -> None:
 def test_a_contrastive_model_chooses_between_the_two_phrases(tmp_path: Path) -> None:
     """Random weights of a real contrastive architecture: the protocol picks the phrase whose text
     embedding is closer to the frame's, and the suite is scored with its random-init control."""
+    import torch
+
     from babyfast.eval.features import EvalModel, _eval_objective
     from babyfast.eval.protocols import contrastive_choice
     from babyfast.eval.run import evaluate
@@ -336,7 +338,7 @@ def test_a_contrastive_model_chooses_between_the_two_phrases(tmp_path: Path) -> 
     cfg = load_config(None, [*tiny(tmp_path / "unused", tmp_path / "run"), "objective=contrastive",
                              "data.anchor=utterance", "contrastive.embed_dim=32", "contrastive.text_dim=32"])
     vocab = build_vocabulary([p for t in suite.trials for p in t.choices])
-    model = EvalModel("trained", _eval_objective(build_objective(cfg, vocab), __import__("torch").device("cpu")), cfg)
+    model = EvalModel("trained", _eval_objective(build_objective(cfg, vocab), torch.device("cpu")), cfg)
     ts = contrastive_choice(model, suite, seed=0)
     for t, s in zip(suite.trials, ts.scores):
         frame = model.video_embeddings(suite.question(int(t.id.split("/")[1])).stimuli)[0]
