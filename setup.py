@@ -70,6 +70,7 @@ setup(
         "babyfast.train.models",
         "babyfast.train.objectives",
         "babyfast.eval",
+        "babyfast.eval.adapters",
     ],
     package_dir={
         "babyfast": "babyfast",

@@ -207,14 +207,19 @@ def prototypes(k: int, source: Optional[Callable[[], Suite]] = None) -> Callable
 
 # ------------------------------------------------------------------------------- contrastive, VoE
 def contrastive_choice(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
-    """The query's text embedding against each frame's clip embedding; all trials are scored."""
+    """The query's text embedding against each frame's clip embedding; all trials are scored. A trial with
+    no query and one image (the Visual Two-Word Test) is the other way round: each choice is a phrase,
+    and the phrase whose text embedding is closest to the image's clip embedding is picked."""
     test = np.arange(len(suite))
-    words = model.text_embeddings([suite.trials[i].query for i in test])
     scores = []
-    for w, i in zip(words, test):
+    for i in test:
         t = suite.trials[i]
         frames = model.video_embeddings(suite.question(int(i)).stimuli)
-        scores.append(float(int(np.argmax(frames @ w)) == t.answer))
+        if t.query is None:
+            pick = int(np.argmax(model.text_embeddings(list(t.choices)) @ frames[0]))
+        else:
+            pick = int(np.argmax(frames @ model.text_embeddings([t.query])[0]))
+        scores.append(float(pick == t.answer))
     return _result(suite, "contrastive choice", test, scores)
 
 

@@ -31,6 +31,11 @@ def format_card(report: dict[str, Any]) -> str:
                  *[_pct(r["controls"][c]["accuracy"]) if c in r["controls"] else "–" for c in names], diff,
                  _pct(r["oracle"]) if r["oracle"] is not None else "–", "**yes**" if r["reached"] else "no"]
         lines.append("| " + " | ".join(cells) + " |")
+        for g, sub in r.get("groups", {}).items():  # conditions reported separately, under their row
+            cells = [f"↳ {g}", "", str(sub["n"]), f"{_pct(sub['accuracy'])} [{_pct(sub['ci'][0])}, {_pct(sub['ci'][1])}]",
+                     _pct(r["chance"]),
+                     *[_pct(sub["controls"][c]) if c in sub["controls"] else "–" for c in names], "–", "–", ""]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Reached: the 95% interval's lower bound is above chance and the paired-bootstrap interval of the "
               "difference to the same architecture with random weights lies above zero. Probe trials never "
               "come from the training recordings (checked by toy instance against the training store)."]

@@ -49,6 +49,7 @@ class Row:
     oracle: Optional[float] = None
     reached: bool = False
     headline: bool = False
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # per condition (Trial.group), if any
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ci": list(self.ci)}
@@ -65,9 +66,27 @@ class Evaluation:
 
 
 def _interval(ts: TrialScores) -> tuple[float, float]:
-    if ts.judge == "choice" or set(np.unique(ts.scores)) <= {0.0, 1.0}:
-        return wilson_interval(float(ts.scores.sum()), len(ts.scores))
-    return bootstrap_interval(ts.scores)
+    return _scores_interval(ts.scores, ts.judge)
+
+
+def _scores_interval(scores: np.ndarray, judge_: str) -> tuple[float, float]:
+    if judge_ == "choice" or set(np.unique(scores)) <= {0.0, 1.0}:
+        return wilson_interval(float(scores.sum()), len(scores))
+    return bootstrap_interval(scores)
+
+
+def _groups(suite: Suite, ts: TrialScores, controls: dict[str, TrialScores]) -> dict[str, dict[str, Any]]:
+    """Accuracy per condition (ModelVsBaby's image conditions, IntPhys blocks) on the scored trials, with
+    each control's accuracy on the same trials; empty when the suite has no groups."""
+    group_of = {t.id: t.group for t in suite.trials}
+    groups = np.array([group_of[tid] or "" for tid in ts.trial_ids], dtype=object)
+    out: dict[str, dict[str, Any]] = {}
+    for g in sorted(set(groups) - {""}):
+        mask = groups == g
+        s = ts.scores[mask]
+        out[g] = {"n": int(mask.sum()), "accuracy": float(s.mean()), "ci": list(_scores_interval(s, ts.judge)),
+                  "controls": {name: float(c.scores[mask].mean()) for name, c in controls.items()}}
+    return out
 
 
 def _oracle_accuracy(suite: Suite, probes: Optional[Path], trial_ids: list[str]) -> Optional[float]:
@@ -117,6 +136,8 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
             diff, diff_ci = paired_bootstrap(ts.scores, c.scores)
             row.controls[cname] = {"accuracy": float(c.scores.mean()), "ci": list(_interval(c)), "diff": diff,
                                    "diff_ci": list(diff_ci)}
+        row.groups = _groups(suites[name], ts, {cname: scored[(name, protocol)] for cname, scored in controls.items()
+                                                 if (name, protocol) in scored})
         row.oracle = _oracle_accuracy(suites[name], probes, ts.trial_ids)
         rnd = row.controls.get("random-init")
         row.reached = bool(row.ci[0] > row.chance and rnd is not None and rnd["diff_ci"][0] > 0)

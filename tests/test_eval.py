@@ -49,6 +49,7 @@ def test_intervals_against_known_binomial_cases() -> None:
     lo, hi = wilson_interval(8, 10)  # the textbook Wilson interval of 8/10
     assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
     assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+    assert wilson_interval(4, 4)[1] == 1.0  # rounding once left it at 0.9999999999999999, below the accuracy
     assert chance_interval(0.5, 100) == (0.40, 0.60)
     rng = np.random.default_rng(0)
     x = (rng.random(400) < 0.3).astype(float)
