@@ -21,7 +21,8 @@ def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[floa
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the interval holds p also where rounding would leave it out (p = 1: centre + half is 1 - 1e-16)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def chance_interval(p: float, n: int, level: float = 0.95) -> tuple[float, float]:
