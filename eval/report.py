@@ -58,7 +58,9 @@ def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5), constrained_layout=True)
     xs = range(len(rows))
     acc = [100 * r["accuracy"] for r in rows]
-    err = [[100 * (r["accuracy"] - r["ci"][0]) for r in rows], [100 * (r["ci"][1] - r["accuracy"]) for r in rows]]
+    # (a percentile bootstrap interval need not hold the mean itself: no bar below zero then)
+    err = [[max(0.0, 100 * (r["accuracy"] - r["ci"][0])) for r in rows],
+           [max(0.0, 100 * (r["ci"][1] - r["accuracy"])) for r in rows]]
     ax.bar(xs, acc, yerr=err, capsize=3, color=["C2" if r["reached"] else "C0" for r in rows], label="trained")
     for x, r in zip(xs, rows):
         ax.hlines(100 * r["chance"], x - 0.45, x + 0.45, colors="k", linestyles="--", linewidth=1)
@@ -172,8 +174,8 @@ def write_trajectory(points: list[dict[str, Any]], out: str | os.PathLike[str]) 
                     continue
                 xs.append(p["seen"][key])
                 ys.append(100 * r["accuracy"])
-                lo.append(100 * (r["accuracy"] - r["ci"][0]))
-                hi.append(100 * (r["ci"][1] - r["accuracy"]))
+                lo.append(max(0.0, 100 * (r["accuracy"] - r["ci"][0])))
+                hi.append(max(0.0, 100 * (r["ci"][1] - r["accuracy"])))
             if xs:
                 ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=2, label=name, color=f"C{k}")
         ax.set(xlabel=label, ylabel="headline accuracy % (95% CI)", ylim=(0, 105))

@@ -50,6 +50,8 @@ def test_intervals_against_known_binomial_cases() -> None:
     assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
     assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
     assert wilson_interval(4, 4)[1] == 1.0  # rounding once left it at 0.9999999999999999, below the accuracy
+    for n in range(1, 60):  # every interval holds its proportion, at 0 and 1 too (no rounding below 1)
+        assert all(wilson_interval(k, n)[0] <= k / n <= wilson_interval(k, n)[1] for k in range(n + 1))
     assert chance_interval(0.5, 100) == (0.40, 0.60)
     rng = np.random.default_rng(0)
     x = (rng.random(400) < 0.3).astype(float)

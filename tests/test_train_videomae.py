@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from _media import scene
 
 from babyfast.train.models import create_model
-from babyfast.train.objectives import TubeMaskSampler, VideoMAE, create_objective, list_objectives, pixel_targets
+from babyfast.train.objectives import (TubeMaskSampler, VideoMAE, create_objective, list_objectives, pixel_targets,
+                                       unpatchify)
 
 
 def tiny_objective(mask_ratio: float = 0.75, attention: str = "sdpa") -> VideoMAE:
@@ -107,6 +108,38 @@ def test_loss_falls_when_overfitting_one_batch() -> None:
         opt.step()
         losses.append(out.loss.item())
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_unpatchify_inverts_patchify() -> None:
+    video = clips(b=2, t=4, h=32, w=48)
+    grid, tubelet = (2, 2, 3), (2, 16, 16)
+    every = torch.arange(12).expand(2, 12)
+    tokens = pixel_targets(video, tubelet, every, normalize=False, backend="torch")
+    assert torch.equal((unpatchify(tokens, grid, tubelet) * 255).round().to(torch.uint8), video)
+    with pytest.raises(ValueError, match="do not fit grid"):
+        unpatchify(tokens[:, 1:], grid, tubelet)
+
+
+def test_reconstruction_masks_as_training_and_keeps_the_visible_tubelets() -> None:
+    torch.manual_seed(0)
+    obj = tiny_objective().eval()
+    video = clips(b=2)
+    rec = obj.reconstruction(video, step=3)
+    grid = obj.encoder.grid(video.shape)
+    masked = obj.sampler(grid).sample(3, 2).masked
+    assert rec.mask.shape == (2, *grid) and rec.mask.dtype == torch.bool
+    assert torch.equal(rec.mask.flatten(1).nonzero()[:, 1].view(2, -1), masked)  # the masks of training step 3
+    t, p, _ = obj.encoder.tubelet
+    hidden = rec.mask.repeat_interleave(t, 1).repeat_interleave(p, 2).repeat_interleave(p, 3)  # [B, T, H, W]
+    for picture in (rec.original, rec.masked, rec.reconstructed):
+        assert picture.shape == video.shape and picture.dtype == torch.uint8
+    assert torch.equal(rec.original, video)
+    assert torch.equal(rec.masked[~hidden], video[~hidden]) and torch.equal(rec.reconstructed[~hidden], video[~hidden])
+    assert (rec.masked[hidden] == 128).all()
+    assert not torch.equal(rec.reconstructed[hidden], rec.masked[hidden])
+    with torch.no_grad():
+        loss = obj({"video": video}, step=3).loss
+    assert rec.error.shape == (2,) and torch.allclose(rec.error.mean(), loss, rtol=1e-5)
 
 
 def test_registry_and_decoder_sizes() -> None:

@@ -3,6 +3,7 @@
     from babyfast.train import load_config, train, load_encoder
     result = train(load_config("configs/videomae_tiny_cpu.yaml", ["data.store=demo/store", "train.out=runs/a"]))
     encoder, cfg = load_encoder("runs/a")
+    records = read_metrics("runs/a")         # one dict per log interval: loss, tokens/s, MFU, stall, ...
 
 Names load on first use (torch, yaml and tensorboard are imported only then).
 """
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from .checkpoint import load_encoder, load_objective
     from .config import Config, ConfigError, load_config
     from .loop import NonFiniteLoss, ResumeError, TrainResult, train
+    from .metrics import read_metrics
     from .models import VideoViT, create_model, list_models, register_model
     from .objectives import create_objective, list_objectives, register_objective
     from .plot import plot_run
@@ -27,7 +29,7 @@ _LAZY = {
     "Vocabulary": "vocab", "build_vocabulary": "vocab",
     "create_model": "models", "list_models": "models", "register_model": "models", "VideoViT": "models",
     "create_objective": "objectives", "list_objectives": "objectives", "register_objective": "objectives",
-    "plot_run": "plot",
+    "plot_run": "plot", "read_metrics": "metrics",
 }
 
 __all__ = sorted(_LAZY)

@@ -12,6 +12,7 @@ the masked tubelets: no second decode, no float copy of the clip. Their feature 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -25,7 +26,7 @@ from ..models.vit import Block, PosEmbedCache, VideoViT, init_weights
 from .base import Objective, ObjectiveOutput, register_objective
 from .masking import TubeMaskSampler
 
-__all__ = ["VideoMAE", "DECODER_SIZES", "pixel_targets"]
+__all__ = ["VideoMAE", "DECODER_SIZES", "Reconstruction", "pixel_targets", "unpatchify"]
 
 # decoder (width, heads) by encoder width: VideoMAE's for S/B/L; ViT-Ti's is ours (head dim 64 as theirs)
 DECODER_SIZES = {192: (128, 2), 384: (192, 3), 768: (384, 6), 1024: (512, 8)}
@@ -43,6 +44,30 @@ def pixel_targets(video: torch.Tensor, tubelet: tuple[int, int, int], index: tor
     x = x.view(b, m, 3, k // 3)
     x = (x - x.mean(dim=-1, keepdim=True)) / (x.var(dim=-1, unbiased=True, keepdim=True).sqrt() + 1e-6)
     return x.reshape(b, m, k)
+
+
+def unpatchify(tokens: torch.Tensor, grid: tuple[int, int, int], tubelet: tuple[int, int, int]) -> torch.Tensor:
+    """The inverse of `patchify` without a projection: tubelet pixels `[B, N, 3·t·p·p]` (all N tubelets of
+    `grid`, in `(time, row, column)` order, features in `(channel, dt, dh, dw)` order) back to a video
+    `[B, T, H, W, 3]` of the same dtype."""
+    b, n, k = tokens.shape
+    (gt, gh, gw), (t, p, q) = grid, tubelet
+    if n != gt * gh * gw or k != 3 * t * p * q:
+        raise ValueError(f"unpatchify: tokens {tuple(tokens.shape)} do not fit grid {tuple(grid)} of tubelets "
+                         f"{tuple(tubelet)} (needs [B, {gt * gh * gw}, {3 * t * p * q}])")
+    x = tokens.reshape(b, gt, gh, gw, 3, t, p, q).permute(0, 1, 5, 2, 6, 3, 7, 4)  # b, gt, t, gh, p, gw, q, 3
+    return x.reshape(b, gt * t, gh * p, gw * q, 3)
+
+
+@dataclass
+class Reconstruction:
+    """What a VideoMAE makes of clips with a tube mask (`VideoMAE.reconstruction`); videos uint8 `[B, T, H, W, 3]`."""
+
+    original: torch.Tensor       # the clips as given
+    masked: torch.Tensor         # what the encoder sees: masked tubelets grey
+    reconstructed: torch.Tensor  # visible tubelets as given, masked ones as predicted
+    mask: torch.Tensor           # bool [B, T', H', W']: True where a tubelet was masked
+    error: torch.Tensor          # [B] float32: each clip's loss (mean squared error on its masked tubelets)
 
 
 @register_objective("videomae")
@@ -108,6 +133,45 @@ class VideoMAE(Objective):
         for block in self.decoder:
             x = block(x)
         return self.head(self.decoder_norm(x[:, -masked.shape[1]:]))
+
+    @torch.no_grad()
+    def reconstruction(self, video: torch.Tensor, step: int = 0) -> Reconstruction:
+        """Mask uint8 clips `[B, T, H, W, 3]` as training step `step` would, predict the masked tubelets, and
+        return pictures of both (`Reconstruction`).
+
+        With `norm_pix_loss` the model predicts each tubelet's pixels standardized per channel; they are
+        drawn with the mean and standard deviation of the true tubelet (as VideoMAE's visualization does),
+        so the picture shows structure the model predicted, at the true tubelet's brightness and contrast.
+
+        Example::
+
+            objective, cfg = load_objective("runs/videomae")     # babyfast.train.load_objective
+            rec = objective.reconstruction(batch.video)
+            rec.original[0, 0], rec.masked[0, 0], rec.reconstructed[0, 0]   # first frame of the first clip
+        """
+        grid = self.encoder.grid(video.shape)
+        b, n = video.shape[0], grid[0] * grid[1] * grid[2]
+        mask = self.sampler(grid).sample(step, b, video.device)
+        backend = self.encoder.patch_embed.backend
+        every = torch.arange(n, device=video.device).expand(b, n)
+        pixels = pixel_targets(video, self.encoder.tubelet, every, normalize=False, backend=backend)  # [B, N, K], [0, 1]
+        pred = self.reconstruct(video, mask.visible, mask.masked).float()
+        target = pixel_targets(video, self.encoder.tubelet, mask.masked, self.norm_pix_loss, backend)
+        error = ((pred - target) ** 2).mean(dim=(1, 2))
+        index = mask.masked.unsqueeze(-1).expand(-1, -1, pixels.shape[-1])
+        if self.norm_pix_loss:
+            true = torch.gather(pixels, 1, index).view(b, -1, 3, pixels.shape[-1] // 3)
+            std = true.var(dim=-1, unbiased=True, keepdim=True).sqrt() + 1e-6
+            pred = (pred.view_as(true) * std + true.mean(dim=-1, keepdim=True)).reshape(b, -1, pixels.shape[-1])
+        greyed = pixels.scatter(1, index, torch.full_like(pred, 0.5))
+        filled = pixels.scatter(1, index, pred)
+
+        def picture(tokens: torch.Tensor) -> torch.Tensor:
+            return (unpatchify(tokens, grid, self.encoder.tubelet) * 255).round().clamp(0, 255).to(torch.uint8)
+
+        flags = torch.zeros(b, n, dtype=torch.bool, device=video.device).scatter(1, mask.masked, True)
+        return Reconstruction(original=video, masked=picture(greyed), reconstructed=picture(filled),
+                              mask=flags.view(b, *grid), error=error)
 
     def tokens_per_clip(self, clip_shape: tuple[int, int, int]) -> tuple[int, int]:
         grid = self.encoder.grid((1, *clip_shape, 3))
