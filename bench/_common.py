@@ -61,6 +61,13 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def machine_slug() -> str:
+    """A folder name for this machine's micro-benchmark baseline: the CPU and its cores, e.g. amd-epyc-2cores
+    (`make bench-quick` compares only with a baseline saved on the same kind of machine)."""
+    name = "".join(c if c.isalnum() else "-" for c in cpu_name().lower())
+    return "-".join(part for part in name.split("-") if part) + f"-{cores()}cores"
+
+
 def command(argv: list[str] | None = None) -> str:
     """How this process was started, as one would type it again from the repository root:
     `python -m bench.<script> args` (the arguments `argv`, default those of the command line)."""
