@@ -78,7 +78,7 @@ def test_zarr_single(benchmark, bench_store, index_cached):
         for v, c in seq:
             route.read_one(v, c, cache)
 
-    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(go, rounds=5, iterations=1, warmup_rounds=1)
     _record(benchmark, len(seq))
 
 
@@ -93,5 +93,5 @@ def test_zarr_batch(benchmark, bench_store, index_cached):
         for b in batches:
             route.read_many(b, cache)
 
-    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(go, rounds=5, iterations=1, warmup_rounds=1)
     _record(benchmark, len(seq))
