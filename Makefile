@@ -66,7 +66,7 @@ bench: install .venv/.bench
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "python -m bench.$$s"; $(PY) -m bench.$$s; done
 	$(PY) -m bench.report
 
-# Micro-benchmarks (pytest-benchmark, bench/micro/; about 1.5 min on 2 cores): planner, reader, CPU decode,
+# Micro-benchmarks (pytest-benchmark, bench/micro/; 40-90 s on 2 cores): planner, reader, CPU decode,
 # augmentation, patchify reference, BabyWorld. bench-quick compares each with this machine's baseline in
 # bench/results/baseline/<cpu>-<cores>cores/ and fails when its fastest round is more than 25% slower
 # (BENCH_FAIL: any --benchmark-compare-fail expression, e.g. mean:10%); bench-baseline saves a new one.
