@@ -4,7 +4,7 @@ PIP     := $(PY) -m pip
 DEMO    ?= demo
 SHELL   := /bin/bash
 
-.PHONY: demo test test-py test-cpp test-compat bench install clean
+.PHONY: demo test test-py test-cpp test-compat bench bench-quick bench-baseline install clean
 
 .venv/.deps: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -57,18 +57,32 @@ demo: install
 	$(PIP) install -q -r requirements-bench.txt
 	touch $@
 
-# CPU benchmarks: each script writes bench/results/<name>.json; report.py renders the README tables from them.
-# GPU benchmarks (bench/kernels.py, bench/loader_gpu.py, bench/train.py --e2e on CUDA) run on a lent GPU: see
+# CPU benchmarks: each script (a module of the bench package, run from here) writes bench/results/<name>.json
+# through bench._common.write_result; bench.report renders the README's "Performance" section from them.
+# GPU benchmarks (bench.kernels, bench.loader_gpu, bench.train --e2e on CUDA) run on a lent GPU: see
 # ../shared/GPU.md.
+BENCH_SCRIPTS := ingest reader plan synth loader soak train
 bench: install .venv/.bench
-	$(PY) bench/ingest.py
-	$(PY) bench/reader.py
-	$(PY) bench/plan.py
-	$(PY) bench/synth.py
-	$(PY) bench/loader.py
-	$(PY) bench/soak.py
-	$(PY) bench/train.py
-	$(PY) bench/report.py
+	@set -e; for s in $(BENCH_SCRIPTS); do echo "python -m bench.$$s"; $(PY) -m bench.$$s; done
+	$(PY) -m bench.report
+
+# Micro-benchmarks (pytest-benchmark, bench/micro/; 40-90 s on 2 cores): planner, reader, CPU decode,
+# augmentation, patchify reference, BabyWorld. bench-quick compares each with this machine's baseline in
+# bench/results/baseline/<cpu>-<cores>cores/ and fails when its fastest round is more than 25% slower
+# (BENCH_FAIL: any --benchmark-compare-fail expression, e.g. mean:10%); bench-baseline saves a new one.
+BENCH_FAIL ?= min:25%
+BENCH_STORE = bench/results/baseline/$(shell $(PY) -c 'from bench._common import machine_slug; print(machine_slug())')
+BENCH_PYTEST = $(PY) -m pytest -q -p no:cacheprovider bench/micro -m "not gpu" --benchmark-only \
+	--benchmark-storage=file://$(BENCH_STORE) --benchmark-sort=fullname \
+	--benchmark-columns=min,median,mean,stddev,rounds
+bench-quick: install
+	@test -n "$$(ls $(BENCH_STORE)/*/*.json 2>/dev/null)" || \
+	  echo "bench-quick: no baseline for this machine in $(BENCH_STORE); make bench-baseline saves one"
+	$(BENCH_PYTEST) --benchmark-compare --benchmark-compare-fail=$(BENCH_FAIL)
+
+bench-baseline: install
+	rm -rf $(BENCH_STORE)
+	$(BENCH_PYTEST) --benchmark-save=baseline
 
 clean:
 	rm -rf build .venv/.built $(DEMO)

@@ -3,7 +3,7 @@
 Sources are BabyWorld recordings made as a camera would (640x480, 30 fps, the encoder's default GOP), the
 kind of file users hold; the store is the default 256 px, 10 fps, GOP 16. Writes bench/results/ingest.json.
 
-    python bench/ingest.py [--minutes 2] [--codecs h264,vp9,raw] [--workers 2]
+    python -m bench.ingest [--minutes 2] [--codecs h264,vp9,raw] [--workers 2] [--out DIR]
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from bench._common import RESULTS, write_result
 
 
 def main() -> int:
@@ -24,6 +23,7 @@ def main() -> int:
     ap.add_argument("--codecs", default="h264,vp9,raw")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", default=None, help="folder to keep the sources and stores in")
+    ap.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
     args = ap.parse_args()
 
     from babyfast.store.ingest import ingest
@@ -65,7 +65,7 @@ def main() -> int:
                   "columns": ["codec", "stored frames", "seconds", "source frames/s", "stored frames/s",
                               "store MB", "source MB", "store/source size"],
                   "rows": rows},
-    })
+    }, args.out)
     print(f"wrote {path}")
     return 0
 

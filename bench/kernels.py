@@ -15,26 +15,24 @@ Times are medians of `triton.testing.do_bench` (CUDA events, L2 flushed before e
 random (never zeros). Writes kernels_patchify.json and kernels_attention.json (device, driver, versions,
 command, date, FLOP formula, every measurement, and a README table for bench/report.py) into --out.
 
-    python bench/kernels.py --out bench/results
-    python bench/kernels.py --out /tmp/k --quick          # one size each, for a smoke run
+    python -m bench.kernels --out bench/results
+    python -m bench.kernels --out /tmp/k --quick          # one size each, for a smoke run
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+from bench._common import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ATTN_SHAPES = (157, 197, 784, 1568, 3136)
 ATTN_HEADS = (6, 12)
@@ -278,19 +276,10 @@ def _targets_attention(rows: List[dict]) -> Dict[str, bool]:
     return out
 
 
-def _write(out_dir: Path, name: str, payload: dict) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-    return path
-
-
 def _abort(out_dir: Path, name: str, common: dict, rows: List[dict], error: Exception) -> int:
     """Keep what was measured before the CUDA context broke, in a file the README tables do not read (no
     "table"), and stop: the process cannot use the GPU any more."""
-    path = _write(out_dir, f"{name}.partial.json", {**common, "complete": False, "error": str(error), "rows": rows})
+    path = write_result(f"{name}.partial", {**common, "complete": False, "error": str(error), "rows": rows}, out_dir)
     print(f"CUDA context lost ({error}); {len(rows)} rows so far -> {path}", file=sys.stderr)
     return 3
 
@@ -317,8 +306,8 @@ def main() -> int:
             setattr(dynamo.config, knob, 256)
     K = _import_kernels()
     out_dir = Path(args.out)
-    common = {"machine": _machine(), "command": shlex.join([sys.executable, *sys.argv]),
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "flop_formula": FLOP_FORMULA,
+    # write_result adds the command, the date and the CPU side of the machine stamp
+    common = {"machine": _machine(), "flop_formula": FLOP_FORMULA,
               "timing": "triton.testing.do_bench median, warmup 25 ms, rep 100 ms, L2 flushed per run"}
     missed = []
 
@@ -349,7 +338,7 @@ def main() -> int:
             "rows": table_rows,
             "notes": [f"device-to-device copy: {copy['gb_s']:.0f} GB/s (read + write). "
                       f"Targets: {', '.join(f'{k} {v}' for k, v in targets.items())}"]}}
-        path = _write(out_dir, "kernels_patchify.json", payload)
+        path = write_result("kernels_patchify", payload, out_dir)
         print(f"copy {copy['gb_s']:.0f} GB/s")
         for row in table_rows:
             print("  ".join(str(c) for c in row))
@@ -377,7 +366,7 @@ def main() -> int:
             "rows": table_rows,
             "notes": [f"FLOPs: forward {FLOP_FORMULA['attention_forward']}, backward 2.5x forward. "
                       f"Targets: {', '.join(f'{k} {v}' for k, v in targets.items())}"]}}
-        path = _write(out_dir, "kernels_attention.json", payload)
+        path = write_result("kernels_attention", payload, out_dir)
         print("shape  " + "  ".join(ATTN_BACKENDS) + "  (fwd / fwd+bwd TFLOP/s)")
         for row in table_rows:
             print("  ".join(row))

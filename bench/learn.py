@@ -11,7 +11,7 @@ Targets (issue 14): trained above random-init with non-overlapping 95% intervals
 (VideoMAE, linear probe) and on word–referent (contrastive, the word against four frames). A target that is
 missed is reported as missed. Writes bench/results/learn.json and bench/results/learn.png.
 
-    python bench/learn.py [--mae-steps 2400] [--con-steps 1200] [--trials 480] [--keep DIR]
+    python -m bench.learn [--mae-steps 2400] [--con-steps 1200] [--trials 480] [--keep DIR] [--out DIR]
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_result  # noqa: E402
+from babyfast._atomic import atomic_open
+from bench._common import RESULTS, write_result
 
 # (objective, config, suite of the target, its milestone)
 RUNS = (("videomae", "videomae_tiny_cpu.yaml", "object_recognition"),
@@ -99,10 +99,9 @@ def _plot(runs: list[dict[str, Any]], path: Path) -> None:
                   [f"{r['target']['milestone']}\n({r['objective']}, {r['target']['protocol']})" for r in runs])
     ax.set(ylabel="accuracy % (95% CI)", ylim=(0, 100), title="held-out probes")
     ax.legend(loc="upper right")
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main() -> int:
@@ -115,7 +114,8 @@ def main() -> int:
     ap.add_argument("--only", choices=[r[0] for r in RUNS], default=None, help="train and evaluate one objective")
     ap.add_argument("--trials", type=int, default=480, help="trials per probe suite")
     ap.add_argument("--keep", default=None, help="work folder (corpus, store, runs, probes), reused when present")
-    ap.add_argument("--name", default="learn", help="result name (bench/results/NAME.json)")
+    ap.add_argument("--name", default="learn", help="result name (<out>/NAME.json and NAME.png)")
+    ap.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
     args = ap.parse_args()
 
     from babyfast.eval.run import evaluate
@@ -142,8 +142,9 @@ def main() -> int:
             runs.append(info)
             print(json.dumps({k: info[k] for k in ("objective", "steps", "seconds", "first_loss", "final_loss")}),
                   json.dumps(info["target"]))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        _plot(runs, RESULTS / f"{args.name}.png")
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _plot(runs, out / f"{args.name}.png")
         minutes = (time.perf_counter() - start) / 60
         rows = [[r["objective"], r["steps"], f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}",
                  f"{r['target']['milestone']} ({r['target']['protocol']}, n={r['target']['n']})",
@@ -158,8 +159,8 @@ def main() -> int:
                                f"(bench/learn.py; plot bench/results/{args.name}.png)",
                       "columns": ["objective", "steps", "loss", "target milestone", "trained % [95% CI]",
                                   "random-init % [95% CI]", "chance %", "non-overlapping intervals"],
-                      "rows": rows}})
-        print(f"wrote {path} and {RESULTS / (args.name + '.png')} in {minutes:.1f} minutes")
+                      "rows": rows}}, out)
+        print(f"wrote {path} and {out / (args.name + '.png')} in {minutes:.1f} minutes")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

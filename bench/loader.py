@@ -30,11 +30,12 @@ core-seconds per clip: user + system time of this process and all its children (
 timed window, divided by the clips delivered. Writes bench/results/loader.json. Targets: ClipLoader with the
 default Augment() >= 4x the clips/s of every baseline; default + colour jitter >= 0.8x crop-only.
 
-    python bench/loader.py [--minutes 2] [--seconds 5] [--rounds 3] [--keep DIR]
+    python -m bench.loader [--minutes 2] [--seconds 5] [--rounds 3] [--keep DIR] [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -50,8 +51,8 @@ import psutil
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result  # noqa: E402
+from babyfast._atomic import temp_path
+from bench._common import RESULTS, write_result
 
 CLIP, FPS_OUT, SHORT, CROP, BATCH, WORKERS = 16, 10, 256, 224, 8, 2
 COLOUR = dict(brightness=0.2, contrast=0.2, saturation=0.2, hue=5.0)
@@ -198,10 +199,16 @@ def _prepare(work: Path, minutes: float) -> tuple[Path, Path, Path]:
             # ingest's geometry (short side to 256 with the area filter, centre crop, 10 fps) and the store's
             # picture quality (x264 crf 18, preset veryfast); the GOP stays x264's default, as users have it
             vf = f"fps={FPS_OUT},scale={SHORT}:{SHORT}:force_original_aspect_ratio=increase:flags=area,crop={SHORT}:{SHORT}"
-            subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(p), "-vf", vf, "-an", "-c:v", "libx264",
-                            "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                            str(out.with_suffix(".tmp.mp4"))], check=True)
-            out.with_suffix(".tmp.mp4").rename(out)
+            # ffmpeg writes the file itself: to the project's temporary name (a reused --keep folder never
+            # takes a half-written file for a finished one), moved over the final name once complete
+            part = temp_path(out)
+            try:
+                subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(p), "-vf", vf, "-an", "-c:v", "libx264",
+                                "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-f", "mp4", str(part)],
+                               check=True)
+                os.replace(part, out)
+            finally:
+                part.unlink(missing_ok=True)
     return src, store, small
 
 
@@ -223,6 +230,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="timed seconds per method and round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians")
     ap.add_argument("--keep", default=None, help="folder for sources, store and resized files (reused when present)")
+    ap.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # 2 cores: the loaders bring their own parallelism
 
@@ -310,7 +318,7 @@ def main() -> int:
                             f"{meets['clip_loader_vs_every_baseline']} (lowest "
                             f"{min(ratios.values()):.2f}x). Target default + colour >= 0.8x crop-only: "
                             f"{colour_vs_crop:.2f}x, met: {meets['colour_vs_crop_only']}."]},
-    })
+    }, args.out)
     print(f"wrote {path}: {rate}")
     return 0
 

@@ -1,6 +1,6 @@
 """GPU loader throughput: frames/s of 16x224^2 clips with GPU decode (DALI/NVDEC) and GPU augmentation.
 
-Run on a lent GPU (see ../shared/GPU.md): `python bench/loader_gpu.py --out $OUT`. Builds a BabyWorld store
+Run on a lent GPU (see ../shared/GPU.md): `python -m bench.loader_gpu --out $OUT`. Builds a BabyWorld store
 (256 px, 10 fps, GOP 16) unless --store is given, streams batches with ClipLoader(device="cuda") and
 reports frames/s after warm-up; target >= 20,000 frames/s on one H100. Writes loader_gpu.json.
 """
@@ -12,8 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_result  # noqa: E402
+from bench._common import RESULTS, write_result
 
 
 def main() -> int:

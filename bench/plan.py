@@ -9,17 +9,13 @@ stride 1 give about 1e9 candidates. For every order it measures
 
 Each number is the best of --repeat runs. Writes bench/results/plan.json (the README table comes from it).
 
-    .venv/bin/python bench/plan.py
-    .venv/bin/python bench/plan.py --clips 20000000 --threads 16 --out /tmp/plan.json
+    .venv/bin/python -m bench.plan
+    .venv/bin/python -m bench.plan --clips 20000000 --threads 16 --out /tmp/plan.json
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
-import shlex
 import sys
 import threading
 import time
@@ -28,13 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from babyfast.loader.plan import ORDERS, ClipPlan
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_name  # noqa: E402
+from bench._common import RESULTS, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET = 10_000_000
-
-
 
 
 def make_index(videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "plan.json"))
+    ap.add_argument("--out", default=str(RESULTS / "plan.json"), help="result file (default bench/results/plan.json)")
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if out.suffix != ".json":
+        ap.error(f"--out {out}: must name a .json file")
 
     frames, ages = make_index(args.videos, args.seed)
     rows, raw = [], []
@@ -110,17 +105,9 @@ def main(argv: list[str] | None = None) -> int:
               f"batch {args.batch} {rates['per_batch'] / 1e6:6.1f} M/s  "
               f"{args.threads} threads {rates['threads'] / 1e6:6.1f} M/s")
 
-    result = {
+    # write_result names the file <name>.json in a folder; "benchmark" keeps the name the table has today
+    out = write_result(out.stem, {
         "benchmark": "clip planner throughput",
-        "command": "python bench/plan.py " + " ".join(map(shlex.quote, sys.argv[1:] if argv is None else argv)),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-        },
         "config": {k: getattr(args, k) for k in ("videos", "clip_len", "stride", "window", "clips", "batch", "threads",
                                                  "repeat", "seed")},
         "target_clips_per_s": TARGET,
@@ -133,12 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "notes": [f"Best of {args.repeat}; {args.clips:,} clips per measurement; consumer 3 of world 8 "
                       f"(threads: consumers 0..{args.threads - 1} of world {args.threads})."],
         },
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    }, out.parent, argv=argv)
     print(f"wrote {out}")
     return 0
 

@@ -22,19 +22,14 @@ verify=False; for context, zarr's ordinary array slice of one chunk (which also 
 is read once before timing, so this measures the readers, not the disk. Each number is the median of
 --repeat runs. Writes bench/results/reader.json (the README table comes from it).
 
-    .venv/bin/python bench/reader.py
-    .venv/bin/python bench/reader.py --store demo/store --reads 5000 --out /tmp/reader.json
+    .venv/bin/python -m bench.reader
+    .venv/bin/python -m bench.reader --store demo/store --reads 5000 --out /tmp/reader.json
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
-import os
-import platform
 import random
-import shlex
 import statistics
 import sys
 import tempfile
@@ -44,13 +39,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_name  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench._common import RESULTS, write_result
+
 TARGET = 5.0
-
-
 
 
 def make_bench_store(root: Path, videos: int, chunks: int, gop: int, height: int, width: int,
@@ -274,25 +266,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if tmp is not None:
             tmp.cleanup()
 
-    import zarr
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    machine = {"cpu": cpu_name(), "cores": cores, "platform": platform.platform(),
-               "python": platform.python_version(), "numpy": np.__version__, "zarr": zarr.__version__,
-               "crc32c_hardware": _core.crc32c_has_hardware()}
     rows = []
     for label, kind in (("single chunk", "single"), (f"batch of {args.batch}", "batch")):
         rows.append([label, m[f"cpp_{kind}"]["reads_per_s"], m[f"cpp_{kind}_noverify"]["reads_per_s"],
                      m[f"zarr_{kind}"]["reads_per_s"], m[f"zarr_{kind}_index_cached"]["reads_per_s"],
                      round(ratios[kind], 1), m[f"cpp_{kind}"]["MB_per_s"]])
     return {
-        "benchmark": "reader",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine,
+        "machine": {"crc32c_hardware": _core.crc32c_has_hardware()},  # beside write_result's machine stamp
         "cache": "warm: page cache not dropped; every shard read once before timing",
         "store": {"path": str(store) if not created else "(temporary, written by this script)",
                   "created_by_script": created, "videos": len(video_ids), "chunks": len(all_pairs),
@@ -334,14 +314,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "reader.json"))
+    ap.add_argument("--out", default=str(RESULTS / "reader.json"), help="result file (default bench/results/reader.json)")
     args = ap.parse_args()
-    result = run(args)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    if out.suffix != ".json":
+        ap.error(f"--out {out}: must name a .json file")
+    result = run(args)
+    out = write_result(out.stem, {"benchmark": "reader", **result}, out.parent)
     for row in result["table"]["rows"]:
         print(f"{row[0]:>14}: C++ {row[1]:>10,.0f}/s  (no verify {row[2]:>10,.0f}/s)  zarr {row[3]:>8,.0f}/s"
               f"  (index cached {row[4]:>8,.0f}/s)  ratio {row[5]:.1f}x")

@@ -6,7 +6,7 @@ bench/results/soak_rss.svg. Flat means: the median RSS of the last ten samples e
 first ten after warm-up (batch 1,000 on) by less than 5%; single samples swing by tens of MB with the
 batches in flight, so endpoints alone would measure noise.
 
-    python bench/soak.py [--batches 10000] [--store DIR]
+    python -m bench.soak [--batches 10000] [--store DIR] [--out DIR]
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_result  # noqa: E402
+from babyfast._atomic import write_text
+from bench._common import RESULTS, write_result
 
 
 def _rss_mb() -> float:
@@ -45,15 +45,14 @@ def _svg(xs: list[int], ys: list[float], path: Path) -> None:
            f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">RSS (MB)</text>'
            f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="14">ClipLoader soak: resident memory</text>'
            f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="2"/></svg>')
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(svg)
-    tmp.replace(path)
+    write_text(path, svg)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=10_000, help="at least 2,000 (1,000 of warm-up)")
     ap.add_argument("--store", default=None)
+    ap.add_argument("--out", default=str(RESULTS), help="results folder for soak.json and soak_rss.svg (default bench/results)")
     args = ap.parse_args()
     if args.batches < 2000:
         ap.error(f"--batches {args.batches}: a soak needs at least 2,000 batches (the first 1,000 are warm-up)")
@@ -92,7 +91,8 @@ def main() -> int:
     k = max(1, min(10, len(after_warm) // 2))
     first, last = statistics.median(after_warm[:k]), statistics.median(after_warm[-k:])
     growth = (last - first) / first
-    _svg(xs, ys, RESULTS / "soak_rss.svg")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    _svg(xs, ys, Path(args.out) / "soak_rss.svg")
     path = write_result("soak", {
         "setup": {"clip_len": 8, "batch_size": 4, "size": 96, "threads": 2, "prefetch": 4},
         "batches": done, "epochs_started": epochs, "seconds": round(secs, 1),
@@ -103,7 +103,7 @@ def main() -> int:
                               "growth", "flat (<5%)"],
                   "rows": [[done, round(secs, 1), round(first, 1), round(last, 1),
                             f"{growth:+.1%}", "yes" if growth < 0.05 else "no"]]},
-    })
+    }, args.out)
     print(f"wrote {path}: {done} batches in {secs:.0f} s, RSS median {first:.0f} -> {last:.0f} MB")
     return 0
 

@@ -13,8 +13,8 @@ CSV writing are all in):
 Writes bench/results/synth.json (through `_common.write_result`: machine, command and date added), with
 the "table" block bench/report.py copies into the README.
 
-    .venv/bin/python bench/synth.py
-    .venv/bin/python bench/synth.py --minutes 2 --out /tmp/synth.json
+    .venv/bin/python -m bench.synth
+    .venv/bin/python -m bench.synth --minutes 2 --out /tmp/synth.json
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ import numpy as np
 from babyfast.synth import write_corpus, write_probes
 from babyfast.synth.world import Recording, RecordingSpec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, write_result  # noqa: E402
+from bench._common import RESULTS, write_result
 
 TARGET_S = 60.0
 

@@ -16,7 +16,7 @@ babyfast's contrastive step (no peer builds the same model).
 
 Writes bench/results/train.json (CPU) or train_gpu.json (CUDA), or --out DIR.
 
-    python bench/train.py [--model vit_tiny] [--batch 8] [--steps 4] [--e2e] [--out DIR]
+    python -m bench.train [--model vit_tiny] [--batch 8] [--steps 4] [--e2e] [--out DIR]
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_result  # noqa: E402
+from bench._common import machine, write_result
 
 CLIP, SIZE = 16, 224
 
@@ -179,7 +178,7 @@ def contrastive_benchmark(model: str, batch: Any, steps: int, device: torch.devi
 
 def e2e_benchmark(model: str, work: Path, steps: int, batch: int, workers: int) -> dict[str, Any]:
     """CUDA: the whole loop with the real loader, against transformers with DataLoader + PyAV."""
-    from loader import _ClipsFromFiles  # the baseline dataset of bench/loader.py (same sources, same clips)
+    from bench.loader import _ClipsFromFiles  # the baseline dataset of bench/loader.py (same sources, same clips)
 
     import av
 

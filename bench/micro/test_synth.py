@@ -1,9 +1,7 @@
-"""pytest-benchmark of BabyWorld: frames rendered (and encoded) per second at 256x256, one process.
+"""BabyWorld: frames rendered (and encoded) per second at 256x256, one process.
 
-    .venv/bin/python -m pytest -q bench/test_synth.py --benchmark-only
-
-`extra_info["frames_per_s"]` holds the rate of the fastest round; bench/synth.py writes the JSON table
-(including the 10-minute, multi-process corpus run that the speed target is about).
+`extra_info["frames_per_s"]` holds the rate of the fastest round; `python -m bench.synth` writes the
+README's table (including the 10-minute, multi-process corpus run that the speed target is about).
 """
 from __future__ import annotations
 

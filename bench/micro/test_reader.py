@@ -1,34 +1,17 @@
-"""pytest-benchmark of random chunk reads: the C++ shard reader against zarr-python (target >= 5x, 2 threads).
+"""Random chunk reads: the C++ shard reader against zarr-python (target >= 5x, 2 threads).
 
-    .venv/bin/python -m pytest -q bench/test_reader.py --benchmark-only
-
-Same store layout and zarr-python route as bench/reader.py (which writes the JSON table); a smaller store
-(2 videos x 256 chunks of ~41 KB) so the suite stays short. Each round reads the same random sequence;
-`extra_info["reads_per_s"]` holds the rate of the fastest round.
+Same store layout and zarr-python route as `python -m bench.reader` (which writes the README's table); a
+smaller store (2 videos x 256 chunks of ~41 KB) so the suite stays short. Each round reads the same random
+sequence; `extra_info["reads_per_s"]` holds the rate of the fastest round.
 """
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
 from babyfast.store.reader import ChunkReader
-
-
-def _load_bench_script():
-    # bench/ is not a package and tests/ has a test_reader.py too: load the script under its own name.
-    name = "_babyfast_bench_reader"
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "reader.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_bench = _load_bench_script()
+from bench.reader import ZarrRoute, make_bench_store
 READS = 512
 BATCH = 32
 THREADS = 2
@@ -37,7 +20,7 @@ THREADS = 2
 @pytest.fixture(scope="module")
 def bench_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench_reader") / "store"
-    _bench.make_bench_store(root, videos=2, chunks=256, gop=8, height=36, width=48, shard_chunks=64,
+    make_bench_store(root, videos=2, chunks=256, gop=8, height=36, width=48, shard_chunks=64,
                             progress=False)
     videos = ["v000", "v001"]
     reader = ChunkReader(root, threads=THREADS)
@@ -86,7 +69,7 @@ def test_cpp_batch(benchmark, bench_store, verify):
 @pytest.mark.parametrize("index_cached", [False, True], ids=["index", "index_cached"])
 def test_zarr_single(benchmark, bench_store, index_cached):
     root, videos, seq = bench_store
-    route = _bench.ZarrRoute(root, videos)
+    route = ZarrRoute(root, videos)
     want = bytes(ChunkReader(root).read([seq[0]])[0])
     assert route.read_one(*seq[0]).to_bytes() == want
 
@@ -95,14 +78,14 @@ def test_zarr_single(benchmark, bench_store, index_cached):
         for v, c in seq:
             route.read_one(v, c, cache)
 
-    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(go, rounds=5, iterations=1, warmup_rounds=1)
     _record(benchmark, len(seq))
 
 
 @pytest.mark.parametrize("index_cached", [False, True], ids=["index", "index_cached"])
 def test_zarr_batch(benchmark, bench_store, index_cached):
     root, videos, seq = bench_store
-    route = _bench.ZarrRoute(root, videos)
+    route = ZarrRoute(root, videos)
     batches = [seq[i:i + BATCH] for i in range(0, len(seq), BATCH)]
 
     def go():
@@ -110,5 +93,5 @@ def test_zarr_batch(benchmark, bench_store, index_cached):
         for b in batches:
             route.read_many(b, cache)
 
-    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(go, rounds=5, iterations=1, warmup_rounds=1)
     _record(benchmark, len(seq))

@@ -1,10 +1,10 @@
-"""pytest-benchmark timings of the kernels per backend (CUDA only; skipped elsewhere).
+"""The kernels per backend on a CUDA GPU (marked gpu: left out of `make bench-quick`; skipped without CUDA).
 
-    python -m pytest -q bench/test_kernels.py --benchmark-only
-    python -m pytest -q bench/test_kernels.py --benchmark-only --benchmark-json bench/results/kernels_pytest.json
+    python -m pytest -q bench/micro/test_kernels_gpu.py -m gpu --benchmark-only
+    python -m pytest -q bench/micro/test_kernels_gpu.py -m gpu --benchmark-only --benchmark-json $OUT/kernels_pytest.json
 
 `extra_info` carries the FLOPs or bytes of each case, so TFLOP/s and GB/s follow from the stats.
-bench/kernels.py is the script that writes the README's tables and checks the targets.
+`python -m bench.kernels` is the script that writes the README's tables and checks the targets.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 
 from babyfast.kernels import attention, patchify
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="kernel benchmarks time CUDA kernels")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="kernel benchmarks time CUDA kernels")]
 
 
 def _run_synced(benchmark, fn, info: dict) -> None:

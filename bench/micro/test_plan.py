@@ -1,20 +1,14 @@
-"""pytest-benchmark of the clip planner: ~1e9 candidates over 10k videos (target >= 10 M clips/s, 1 thread).
+"""The clip planner: ~1e9 candidates over 10k videos (target >= 10 M clips/s, 1 thread).
 
-    .venv/bin/python -m pytest -q bench/test_plan.py --benchmark-only
-
-`extra_info["clips_per_s"]` holds the rate of the fastest round; bench/plan.py writes the JSON table.
+`extra_info["clips_per_s"]` holds the rate of the fastest round; `python -m bench.plan` writes the
+README's table (the same synthetic index).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plan import make_index  # noqa: E402  (bench/plan.py: the same synthetic index as the JSON script)
-
-from babyfast.loader.plan import ORDERS, ClipPlan  # noqa: E402
+from babyfast.loader.plan import ORDERS, ClipPlan
+from bench.plan import make_index
 
 CLIPS = 2_000_000
 BATCH = 256
