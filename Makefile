@@ -4,7 +4,7 @@ PIP     := $(PY) -m pip
 DEMO    ?= demo
 SHELL   := /bin/bash
 
-.PHONY: demo test test-py test-cpp test-compat bench bench-quick bench-baseline install clean
+.PHONY: demo test test-py test-cpp test-compat bench bench-quick bench-baseline install clean stubs
 
 .venv/.deps: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
