@@ -211,6 +211,8 @@ def contrastive_choice(model: EvalModel, suite: Suite, seed: int) -> TrialScores
     no query and one image (the Visual Two-Word Test) is the other way round: each choice is a phrase,
     and the phrase whose text embedding is closest to the image's clip embedding is picked."""
     test = np.arange(len(suite))
+    queried = [int(i) for i in test if suite.trials[i].query is not None]
+    words = dict(zip(queried, model.text_embeddings([suite.trials[i].query for i in queried]))) if queried else {}
     scores = []
     for i in test:
         t = suite.trials[i]
@@ -218,7 +220,7 @@ def contrastive_choice(model: EvalModel, suite: Suite, seed: int) -> TrialScores
         if t.query is None:
             pick = int(np.argmax(model.text_embeddings(list(t.choices)) @ frames[0]))
         else:
-            pick = int(np.argmax(frames @ model.text_embeddings([t.query])[0]))
+            pick = int(np.argmax(frames @ words[int(i)]))
         scores.append(float(pick == t.answer))
     return _result(suite, "contrastive choice", test, scores)
 

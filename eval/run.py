@@ -65,11 +65,7 @@ class Evaluation:
         return {"model": self.model, "rows": [r.as_dict() for r in self.rows], "provenance": self.provenance}
 
 
-def _interval(ts: TrialScores) -> tuple[float, float]:
-    return _scores_interval(ts.scores, ts.judge)
-
-
-def _scores_interval(scores: np.ndarray, judge_: str) -> tuple[float, float]:
+def _interval(scores: np.ndarray, judge_: str) -> tuple[float, float]:
     if judge_ == "choice" or set(np.unique(scores)) <= {0.0, 1.0}:
         return wilson_interval(float(scores.sum()), len(scores))
     return bootstrap_interval(scores)
@@ -84,7 +80,7 @@ def _groups(suite: Suite, ts: TrialScores, controls: dict[str, TrialScores]) -> 
     for g in sorted(set(groups) - {""}):
         mask = groups == g
         s = ts.scores[mask]
-        out[g] = {"n": int(mask.sum()), "accuracy": float(s.mean()), "ci": list(_scores_interval(s, ts.judge)),
+        out[g] = {"n": int(mask.sum()), "accuracy": float(s.mean()), "ci": list(_interval(s, ts.judge)),
                   "controls": {name: float(c.scores[mask].mean()) for name, c in controls.items()}}
     return out
 
@@ -125,7 +121,7 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
     seen_suites: set[str] = set()
     for (name, protocol), ts in trained.items():
         acc = float(ts.scores.mean()) if len(ts.scores) else 0.0
-        row = Row(name, MILESTONES.get(name, name), protocol, len(ts.scores), acc, _interval(ts), ts.chance,
+        row = Row(name, MILESTONES.get(name, name), protocol, len(ts.scores), acc, _interval(ts.scores, ts.judge), ts.chance,
                   headline=name not in seen_suites)
         seen_suites.add(name)
         for cname, scored in controls.items():
@@ -134,7 +130,7 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
                 continue
             assert c.trial_ids == ts.trial_ids, "a control must be scored on the same trials"
             diff, diff_ci = paired_bootstrap(ts.scores, c.scores)
-            row.controls[cname] = {"accuracy": float(c.scores.mean()), "ci": list(_interval(c)), "diff": diff,
+            row.controls[cname] = {"accuracy": float(c.scores.mean()), "ci": list(_interval(c.scores, c.judge)), "diff": diff,
                                    "diff_ci": list(diff_ci)}
         row.groups = _groups(suites[name], ts, {cname: scored[(name, protocol)] for cname, scored in controls.items()
                                                  if (name, protocol) in scored})
