@@ -90,6 +90,34 @@ def test_a_second_ingest_is_refused_naming_the_holder_or_waits_for_it(tmp_path: 
     assert list(read_index(store)["id"]) == ["a"]
 
 
+def test_a_store_being_created_by_another_ingest_is_not_refused(tmp_path: Path) -> None:
+    """Each moment of `create_store` as a second ingest sees it before it waits for the lock (CI caught
+    the second run refusing a store whose `videos/` existed before its root metadata)."""
+    from babyfast._atomic import temp_path
+    from babyfast.store.layout import LOCK_FILE, check_new_store, create_store
+
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / LOCK_FILE).touch()
+    check_new_store(root)
+    (root / "videos").mkdir()
+    check_new_store(root)
+    temp_path(root / "videos" / "zarr.json").touch()
+    (root / "videos" / "zarr.json").write_text("{}")
+    temp_path(root / "zarr.json").touch()
+    check_new_store(root)
+    (root / "videos" / "day1").mkdir()  # a video folder without root metadata is someone else's data
+    with pytest.raises(StoreError, match="not a babyfast store"):
+        check_new_store(root)
+    (root / "videos" / "day1").rmdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a babyfast store"):
+        check_new_store(root)
+    (root / "notes.txt").unlink()
+    create_store(root, height=32, width=32, fps=30.0, gop=2, codec="raw", quality=90, shard_chunks=2, created={})
+    check_new_store(root)
+
+
 def test_two_ingests_at_once_into_one_store_lose_nothing(tmp_path: Path) -> None:
     """The issue's data loss: two runs from different folders into one store at the same moment."""
     store = tmp_path / "store"

@@ -233,18 +233,30 @@ def repair_groups(path: str | os.PathLike[str]) -> list[str]:
     return sorted(fixed)
 
 
+def _being_created(entry: Path) -> bool:
+    """Whether `entry` is something `create_store` writes before the root metadata that marks a store: the
+    lock file, the temporary name of a zarr.json, or `videos/` holding at most its group metadata."""
+    if entry.name == LOCK_FILE or temp_target(entry.name) == "zarr.json":
+        return True
+    if entry.name == VIDEOS and entry.is_dir():
+        return all(p.name == "zarr.json" or temp_target(p.name) == "zarr.json" for p in entry.iterdir())
+    return False
+
+
 def check_new_store(path: str | os.PathLike[str]) -> None:
-    """Refuse a folder that holds files and is not a babyfast store: besides the lock file, a folder that
-    another ingest is making a store of holds at most the temporary name of its zarr.json."""
+    """Refuse a folder that holds files and is not a babyfast store. Called before the store lock is taken,
+    so a folder that another ingest is making a store of at this moment is accepted (`_being_created`)."""
     root = Path(path)
-    if (root / "zarr.json").exists():
-        store_info(root)
-        return
     if not root.exists():
         return
     if not root.is_dir():
         raise StoreError(f"{root}: exists and is not a folder; refusing to write a store there")
-    if any(p.name != LOCK_FILE and temp_target(p.name) != "zarr.json" for p in root.iterdir()):
+    foreign = not all(_being_created(p) for p in root.iterdir())
+    # the root metadata may appear between the listing and here: a store, however it was seen
+    if (root / "zarr.json").exists():
+        store_info(root)
+        return
+    if foreign:
         raise StoreError(f"{root}: exists, is not empty and is not a babyfast store; refusing to write into it")
 
 
