@@ -4,7 +4,7 @@ PIP     := $(PY) -m pip
 DEMO    ?= demo
 SHELL   := /bin/bash
 
-.PHONY: demo test test-py test-cpp test-compat bench bench-quick bench-baseline install clean stubs
+.PHONY: demo test lint test-py test-cpp test-compat bench bench-quick bench-baseline install clean stubs
 
 .venv/.deps: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -19,7 +19,18 @@ SHELL   := /bin/bash
 
 install: .venv/.built
 
-test: install test-cpp test-py
+test: install lint test-cpp test-py
+
+# ruff (lint, import order) and pyright (basic), configured in pyproject.toml. pyright cannot follow the
+# editable install's import hook that maps kernels/, train/ and eval/ into `babyfast`, so it reads the
+# package through a tree of links (build/typecheck/babyfast, pyproject's extraPaths), rebuilt each run.
+LINTED := babyfast kernels train eval bench
+lint: install
+	$(PY) -m ruff check $(LINTED)
+	rm -rf build/typecheck && mkdir -p build/typecheck/babyfast
+	for f in babyfast/*; do ln -s ../../../$$f build/typecheck/babyfast/; done
+	for d in kernels train eval; do ln -s ../../../$$d build/typecheck/babyfast/$$d; done
+	$(PY) -m pyright
 
 test-cpp: install
 	@set -e; for t in build/py*/core_tests; do $$t; done

@@ -3,11 +3,14 @@
 babyfast C++ core: shard reader, clip planner and colour kernel (no torch, no CUDA).
 """
 from __future__ import annotations
+
 import collections.abc
+import typing
+
 import numpy
 import numpy.typing
-import typing
 import typing_extensions
+
 __all__: list[str] = ['ChunkBatch', 'ClipPlanner', 'ShardReader', 'colour_crop', 'colour_has_avx2', 'crc32c', 'crc32c_has_hardware']
 class ChunkBatch:
     """

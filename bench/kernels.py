@@ -25,8 +25,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -59,7 +59,7 @@ def _import_kernels():
     return k
 
 
-def _driver() -> Optional[str]:
+def _driver() -> str | None:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30, check=True)
@@ -93,7 +93,7 @@ def _bench(fn: Callable[[], object]) -> float:
     return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
 
 
-def _best_config(module: str, tuner: str) -> Optional[str]:
+def _best_config(module: str, tuner: str) -> str | None:
     """The config the autotuner picked on its last run (what the timing above used)."""
     import importlib
 
@@ -105,7 +105,7 @@ class CudaContextLost(RuntimeError):
     """A failure left the CUDA context unusable (e.g. an illegal memory access): nothing more can be timed."""
 
 
-def _try(fn: Callable[[], float]) -> Dict[str, object]:
+def _try(fn: Callable[[], float]) -> dict[str, object]:
     try:
         return {"ms": fn()}
     except Exception as e:  # a backend missing or refusing the shape: record why, go on
@@ -130,7 +130,7 @@ def bench_copy() -> dict:
     return {"bytes": 2 * n, "ms": ms, "gb_s": 2 * n / ms / 1e6}
 
 
-def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float, rows: List[dict]) -> List[dict]:
+def bench_patchify(K, batches: list[int], quick: bool, copy_gb_s: float, rows: list[dict]) -> list[dict]:
     """Appends to `rows` as it goes (a row before its measurements), so a crash keeps what was measured."""
     t, p = 2, 16
     for b in batches:
@@ -201,7 +201,7 @@ def bench_patchify(K, batches: List[int], quick: bool, copy_gb_s: float, rows: L
 # attention
 
 
-def bench_attention(K, quick: bool, rows: List[dict]) -> List[dict]:
+def bench_attention(K, quick: bool, rows: list[dict]) -> list[dict]:
     """Appends to `rows` as it goes (a row before its measurements), so a crash keeps what was measured."""
     shapes = (197, 1568) if quick else ATTN_SHAPES
     for n in shapes:
@@ -254,11 +254,11 @@ def bench_attention(K, quick: bool, rows: List[dict]) -> List[dict]:
 # report
 
 
-def _fmt(x: Optional[float], digits: int = 1) -> str:
+def _fmt(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def _targets_patchify(rows: List[dict]) -> Dict[str, bool]:
+def _targets_patchify(rows: list[dict]) -> dict[str, bool]:
     tok = [r for r in rows if r["kind"] == "tokens" and r["triton"].get("of_copy")]
     emb = [r for r in rows if r["kind"] == "embed"]
     return {
@@ -268,7 +268,7 @@ def _targets_patchify(rows: List[dict]) -> Dict[str, bool]:
     }
 
 
-def _targets_attention(rows: List[dict]) -> Dict[str, bool]:
+def _targets_attention(rows: list[dict]) -> dict[str, bool]:
     out = {}
     for metric in ("fwd_tflop_s", "fwd_bwd_tflop_s"):
         out[f"{metric}_>=_sdpa_flash"] = all(r.get(f"{metric}_vs_flash", 0) >= 1.0 for r in rows)
@@ -276,7 +276,7 @@ def _targets_attention(rows: List[dict]) -> Dict[str, bool]:
     return out
 
 
-def _abort(out_dir: Path, name: str, common: dict, rows: List[dict], error: Exception) -> int:
+def _abort(out_dir: Path, name: str, common: dict, rows: list[dict], error: Exception) -> int:
     """Keep what was measured before the CUDA context broke, in a file the README tables do not read (no
     "table"), and stop: the process cannot use the GPU any more."""
     path = write_result(f"{name}.partial", {**common, "complete": False, "error": str(error), "rows": rows}, out_dir)
@@ -314,7 +314,7 @@ def main() -> int:
     if args.only in (None, "patchify"):
         copy = bench_copy()
         batches = [8] if args.quick else [int(x) for x in args.batches.split(",")]
-        rows: List[dict] = []
+        rows: list[dict] = []
         try:
             bench_patchify(K, batches, args.quick, copy["gb_s"], rows)
         except CudaContextLost as e:

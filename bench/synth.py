@@ -30,7 +30,6 @@ import numpy as np
 
 from babyfast.synth import write_corpus, write_probes
 from babyfast.synth.world import Recording, RecordingSpec
-
 from bench._common import RESULTS, write_result
 
 TARGET_S = 60.0

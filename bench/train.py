@@ -25,8 +25,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -178,14 +179,13 @@ def contrastive_benchmark(model: str, batch: Any, steps: int, device: torch.devi
 
 def e2e_benchmark(model: str, work: Path, steps: int, batch: int, workers: int) -> dict[str, Any]:
     """CUDA: the whole loop with the real loader, against transformers with DataLoader + PyAV."""
-    from bench.loader import _ClipsFromFiles  # the baseline dataset of bench/loader.py (same sources, same clips)
-
     import av
 
     from babyfast.store.ingest import ingest
     from babyfast.synth import write_corpus
     from babyfast.train.config import load_config
     from babyfast.train.loop import train
+    from bench.loader import _ClipsFromFiles  # the baseline dataset of bench/loader.py (same sources, same clips)
 
     src, store = work / "camera", work / "camera_store"
     if not (src / "ages.csv").exists():

@@ -32,7 +32,10 @@ _LAZY = {
     "EvalModel": "features", "load_model": "features", "random_init": "features",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["EvalModel", "Evaluation", "Question", "Row", "Score", "Suite", "Trial", "bootstrap_interval",
+           "chance_interval", "compare_runs", "evaluate", "format_card", "load_model", "load_suite", "load_suites",
+           "paired_bootstrap", "plot_card", "random_init", "read_report", "score", "trajectory", "wilson_interval",
+           "write_report", "write_trajectory"]
 
 
 def __getattr__(name: str) -> Any:

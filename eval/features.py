@@ -8,8 +8,9 @@ Features are the mean of the encoder's final tokens over the whole clip.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class EvalModel:
     name: str                  # "trained", "random-init", or a control's name
     objective: Any             # babyfast.train.objectives.Objective, eval mode
     cfg: Any                   # its babyfast.train.config.Config
-    path: Optional[str] = None
+    path: str | None = None
     seen: dict[str, Any] = field(default_factory=dict)  # what the checkpoint had trained on (clips, hours, ages)
     step: int = 0
     device: torch.device = torch.device("cpu")
@@ -80,7 +81,7 @@ class EvalModel:
             yield as_clips(stimuli[i:i + self.batch_size], self.clip_len, self.size).to(self.device)
 
     @torch.no_grad()
-    def features(self, stimuli: Sequence[np.ndarray], keys: Optional[Sequence[str]] = None) -> np.ndarray:
+    def features(self, stimuli: Sequence[np.ndarray], keys: Sequence[str] | None = None) -> np.ndarray:
         """Mean encoder tokens `[N, D]` (float32), remembered by `keys` (e.g. file paths) if given."""
         if keys is not None and all(k in self._features for k in keys):
             return np.stack([self._features[k] for k in keys])

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class LeakageError(ValueError):
 class Provenance:
     """What the check established, for the report."""
 
-    probe_seed: Optional[int] = None
+    probe_seed: int | None = None
     probe_instances: list[int] = field(default_factory=list)
     corpus_seeds: list[int] = field(default_factory=list)
     train_instances: list[int] = field(default_factory=list)

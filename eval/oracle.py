@@ -4,8 +4,9 @@ answerable: a suite whose oracle is not near 100% is broken, not hard."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["oracle"]
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -175,7 +176,7 @@ def _prototypes(feats: np.ndarray, labels: list[str], k: int, seed: int) -> dict
     return out
 
 
-def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str) -> Optional[int]:
+def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str) -> int | None:
     if query not in protos:
         return None
     x = feats - protos["__mean__"]
@@ -183,7 +184,7 @@ def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str) -> Op
     return int(np.argmax(x @ protos[query]))
 
 
-def prototypes(k: int, source: Optional[Callable[[], Suite]] = None) -> Callable[[EvalModel, Suite, int], TrialScores]:
+def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[EvalModel, Suite, int], TrialScores]:
     """The k-shot prototype protocol; labelled frames from the suite's training split, or from `source()`
     (all of its frames, for suites without labels)."""
     def run(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
@@ -242,7 +243,7 @@ PROTOCOLS: dict[str, Callable[[EvalModel, Suite, int], TrialScores]] = {
 }
 
 
-def protocols_for(suite: str, model: EvalModel, labelled: Optional[Callable[[], Suite]] = None
+def protocols_for(suite: str, model: EvalModel, labelled: Callable[[], Suite] | None = None
                   ) -> list[Callable[[EvalModel, Suite, int], TrialScores]]:
     """Which protocols score `suite` for this model (the first is the milestone's headline)."""
     con, mae = model.contrastive is not None, model.mae is not None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["write_report", "format_card", "plot_card", "compare_runs", "write_trajectory", "read_report"]
 

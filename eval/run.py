@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class Row:
     ci: tuple[float, float]
     chance: float
     controls: dict[str, dict[str, Any]] = field(default_factory=dict)
-    oracle: Optional[float] = None
+    oracle: float | None = None
     reached: bool = False
     headline: bool = False
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # per condition (Trial.group), if any
@@ -85,7 +86,7 @@ def _groups(suite: Suite, ts: TrialScores, controls: dict[str, TrialScores]) -> 
     return out
 
 
-def _oracle_accuracy(suite: Suite, probes: Optional[Path], trial_ids: list[str]) -> Optional[float]:
+def _oracle_accuracy(suite: Suite, probes: Path | None, trial_ids: list[str]) -> float | None:
     if probes is None or suite.name not in ("object_recognition", "word_referent", "permanence", "counting",
                                             "left_right", "gaze"):
         return None
@@ -101,7 +102,7 @@ def _oracle_accuracy(suite: Suite, probes: Optional[Path], trial_ids: list[str])
 
 
 def score_model(model: EvalModel, suites: dict[str, Suite], seed: int = 0,
-                progress: Optional[Callable[[str], None]] = None, headline_only: bool = False) -> dict[tuple[str, str], TrialScores]:
+                progress: Callable[[str], None] | None = None, headline_only: bool = False) -> dict[tuple[str, str], TrialScores]:
     """Per-trial scores of one model on every (suite, protocol) that applies to it."""
     labelled = (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
     out: dict[tuple[str, str], TrialScores] = {}
@@ -116,7 +117,7 @@ def score_model(model: EvalModel, suites: dict[str, Suite], seed: int = 0,
 
 
 def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[tuple[str, str], TrialScores]],
-          suites: dict[str, Suite], probes: Optional[Path]) -> list[Row]:
+          suites: dict[str, Suite], probes: Path | None) -> list[Row]:
     rows = []
     seen_suites: set[str] = set()
     for (name, protocol), ts in trained.items():
@@ -141,10 +142,10 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
     return rows
 
 
-def evaluate(path: str | os.PathLike[str], probes: Optional[str | os.PathLike[str]] = None,
-             extra: Optional[dict[str, Suite]] = None, controls: Optional[dict[str, str | os.PathLike[str]]] = None,
+def evaluate(path: str | os.PathLike[str], probes: str | os.PathLike[str] | None = None,
+             extra: dict[str, Suite] | None = None, controls: dict[str, str | os.PathLike[str]] | None = None,
              device: str = "cpu", seed: int = 0, check_probes: bool = True, progress: bool = True,
-             headline_only: bool = False, model: Optional[EvalModel] = None, with_controls: bool = True) -> Evaluation:
+             headline_only: bool = False, model: EvalModel | None = None, with_controls: bool = True) -> Evaluation:
     """Score the run or checkpoint `path` on the BabyWorld suites in `probes` and the `extra` suites (from
     the real-benchmark adapters), against the random-init control and the `controls` given (name: run).
 
@@ -185,8 +186,8 @@ def evaluate(path: str | os.PathLike[str], probes: Optional[str | os.PathLike[st
     return Evaluation(info, _rows(trained, scored, suites, probes_path), provenance)
 
 
-def trajectory(path: str | os.PathLike[str], probes: Optional[str | os.PathLike[str]] = None,
-               extra: Optional[dict[str, Suite]] = None, device: str = "cpu", seed: int = 0,
+def trajectory(path: str | os.PathLike[str], probes: str | os.PathLike[str] | None = None,
+               extra: dict[str, Suite] | None = None, device: str = "cpu", seed: int = 0,
                progress: bool = True) -> list[dict[str, Any]]:
     """Headline scores of every checkpoint of a run (and of its architecture with random weights, as the
     point where nothing was seen yet), with what each had seen: clips, hours, the children's mean age."""

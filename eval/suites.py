@@ -12,10 +12,11 @@ benchmarks (`babyfast.eval.adapters`) read theirs into the same `Suite`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -14,12 +14,15 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._attention import ATTENTION_BACKENDS, attention, attention_backends_for
-from ._patchify import PATCHIFY_BACKENDS, normalization_constants, patchify
 from ._backend_cache import cache_path
+from ._patchify import PATCHIFY_BACKENDS, normalization_constants, patchify
 from .reference import IMAGENET_MEAN, IMAGENET_STD, attention_reference, patchify_reference
+
+if TYPE_CHECKING:  # the Triton kernel loads on first use (importing triton is slow and may be absent)
+    from ._attention_triton import flash_attention
 
 __all__ = [
     "attention",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ def _sdpa_kernel(name: str):
     }[name]
 
 
-def _combined_mask(kpm: torch.Tensor, causal: bool, n_q: int, n_k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _combined_mask(kpm: torch.Tensor, causal: bool, n_q: int, n_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bool attend-mask broadcastable to [B, H, N_q, N_k] and the rows that see at least one key."""
     keep = kpm[:, None, None, :]
     if causal:
@@ -125,7 +125,7 @@ def _xformers_installed() -> bool:
     return True
 
 
-def attention_backends_for(q: torch.Tensor, has_mask: bool) -> Tuple[str, ...]:
+def attention_backends_for(q: torch.Tensor, has_mask: bool) -> tuple[str, ...]:
     """The backends that `auto` tries for a call like this one, best guess first; "math" (any dtype, any
     shape) is always last, so that some candidate runs whatever the fused kernels refuse."""
     if q.device.type != "cuda":
@@ -160,8 +160,8 @@ def _auto(q, k, v, kpm, causal, scale, layout) -> str:
                               attention_backends_for(q, kpm is not None), run, (q, k, v), grad_output=torch.randn_like)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None,
-              causal: bool = False, softmax_scale: Optional[float] = None, layout: str = "bhnd",
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+              causal: bool = False, softmax_scale: float | None = None, layout: str = "bhnd",
               backend: str = "auto") -> torch.Tensor:
     """Scaled dot-product attention, `softmax(q kᵀ · scale) v`, by the chosen backend.
 

@@ -21,14 +21,24 @@ pruned before tuning and never used as the default (`_runtime.launch`).
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 
-from ._runtime import (SUPPORTED_HEAD_DIMS, KernelSpec, dot_precision, fix_interpreter_scalars, forced_configs,
-                       interpreting, launch, new_output, prune_to_fit, record_kernel_mode, run_plain)
+from ._runtime import (
+    SUPPORTED_HEAD_DIMS,
+    KernelSpec,
+    dot_precision,
+    fix_interpreter_scalars,
+    forced_configs,
+    interpreting,
+    launch,
+    new_output,
+    prune_to_fit,
+    record_kernel_mode,
+    run_plain,
+)
 
 __all__ = ["flash_attention", "FlashAttentionFunction", "SUPPORTED_HEAD_DIMS", "forced_configs"]
 
@@ -398,7 +408,7 @@ def _shared_memory(kernel: str):
     return estimate
 
 
-def _cfg(bm: int, bn: int, warps: int, stages: int) -> "triton.Config":
+def _cfg(bm: int, bn: int, warps: int, stages: int) -> triton.Config:
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps, num_stages=stages)
 
 
@@ -453,7 +463,7 @@ def _launch(spec: KernelSpec, grid_rows: int, grid_bh: int, args: tuple, consts:
 # host side
 
 
-def _strides4(t: torch.Tensor) -> Tuple[int, int, int, int]:
+def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
     return tuple(t.stride())  # type: ignore[return-value]
 
 
@@ -466,7 +476,7 @@ def _alloc_like(x: torch.Tensor) -> torch.Tensor:
     return new_output(shape=(b, h, n, d), dtype=x.dtype, device=x.device)
 
 
-def _kpm_args(kpm: Optional[torch.Tensor], like: torch.Tensor) -> Tuple[torch.Tensor, int, int]:
+def _kpm_args(kpm: torch.Tensor | None, like: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     if kpm is None:
         return like, 0, 0
     return kpm, kpm.stride(0), kpm.stride(1)
@@ -483,8 +493,8 @@ def _consts(q: torch.Tensor, causal: bool, has_kpm: bool) -> dict:
     }
 
 
-def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: Optional[torch.Tensor], causal: bool,
-             sm_scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: torch.Tensor | None, causal: bool,
+             sm_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     b, h, n_q, _ = q.shape
     n_k = k.shape[2]
     o = _alloc_like(q)  # a [B, N, H, D] input gives a dense [B, N, H, D] output
@@ -497,8 +507,8 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: Optional[to
 
 
 def _backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
-              lse: torch.Tensor, kpm: Optional[torch.Tensor], causal: bool, sm_scale: float
-              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              lse: torch.Tensor, kpm: torch.Tensor | None, causal: bool, sm_scale: float
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     b, h, n_q, d = q.shape
     n_k = k.shape[2]
     consts = _consts(q, causal, kpm is not None)
@@ -538,7 +548,7 @@ class FlashAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
-def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: Optional[torch.Tensor]) -> None:
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: torch.Tensor | None) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"flash_attention: q, k, v must be 4-d, got shapes {tuple(q.shape)}, "
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
@@ -563,8 +573,8 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpm: Optional[torc
 
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                    key_padding_mask: Optional[torch.Tensor] = None, causal: bool = False,
-                    softmax_scale: Optional[float] = None) -> torch.Tensor:
+                    key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+                    softmax_scale: float | None = None) -> torch.Tensor:
     """Triton flash attention on `[B, H, N, D]`-indexed tensors (any strides; the output has q's layout).
 
     `key_padding_mask`: bool `[B, N_k]`, True = attend. `causal`: query i sees keys j <= i (top-left

@@ -14,8 +14,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 _FILE_NAME = "backends.json"
 _lock = threading.Lock()
-_memory: Dict[str, dict] = {}
-_loaded_from: Optional[Path] = None
+_memory: dict[str, dict] = {}
+_loaded_from: Path | None = None
 _measurements = 0
 
 
@@ -52,9 +52,9 @@ def clear_memory_cache() -> None:
         _loaded_from = None
 
 
-def _read(path: Path) -> Dict[str, dict]:
+def _read(path: Path) -> dict[str, dict]:
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
         return {}
@@ -67,7 +67,7 @@ def _read(path: Path) -> Dict[str, dict]:
     return data["choices"]
 
 
-def _write(path: Path, entries: Dict[str, dict]) -> None:
+def _write(path: Path, entries: dict[str, dict]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         merged = {**_read(path), **entries}  # keep what other processes wrote since we read
@@ -89,7 +89,7 @@ def _full_key(op: str, signature: str, device: torch.device) -> str:
     return f"{op}|{signature}|{device_name(device)}|torch {torch.__version__}|triton {triton_version()}"
 
 
-def cached_choice(op: str, signature: str, device: torch.device) -> Optional[str]:
+def cached_choice(op: str, signature: str, device: torch.device) -> str | None:
     """The backend measured earlier for this key, or None."""
     global _loaded_from
     path = cache_path()
@@ -122,7 +122,7 @@ def time_call(fn: Callable[[], object], device: torch.device, iters: int = 5) ->
 
 
 def choose(op: str, signature: str, device: torch.device, names: Sequence[str],
-           make_runner: Callable[[str], Callable[[], object]], fallback: Optional[str] = None) -> str:
+           make_runner: Callable[[str], Callable[[], object]], fallback: str | None = None) -> str:
     """Pick the fastest of the backends `names` for this key; `make_runner(name)` builds a call that runs
     one of them once, and is only called when measuring (never on a cache hit).
 
@@ -142,8 +142,8 @@ def choose(op: str, signature: str, device: torch.device, names: Sequence[str],
     if torch.compiler.is_compiling() or (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
         return fallback if fallback in names else names[0]
 
-    timings: Dict[str, float] = {}
-    errors: Dict[str, str] = {}
+    timings: dict[str, float] = {}
+    errors: dict[str, str] = {}
     for name in names:
         try:
             # built here, one at a time: a candidate's input copies live only while it is timed
@@ -165,8 +165,8 @@ def choose(op: str, signature: str, device: torch.device, names: Sequence[str],
     return best
 
 
-def _runner(name: str, run: Callable[[str, Sequence[Optional[torch.Tensor]]], torch.Tensor],
-            inputs: Sequence[Optional[torch.Tensor]], grad: bool,
+def _runner(name: str, run: Callable[[str, Sequence[torch.Tensor | None]], torch.Tensor],
+            inputs: Sequence[torch.Tensor | None], grad: bool,
             grad_output: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], object]:
     if not grad:
         def forward():
@@ -176,7 +176,7 @@ def _runner(name: str, run: Callable[[str, Sequence[Optional[torch.Tensor]]], to
     # forward + backward on detached copies, so the caller's graph is untouched
     copies = [x.detach().clone().requires_grad_(x.requires_grad) if x is not None else None for x in inputs]
     wanted = [x for x in copies if x is not None and x.requires_grad]
-    dout: List[torch.Tensor] = []
+    dout: list[torch.Tensor] = []
 
     def forward_backward():
         out = run(name, copies)
@@ -189,8 +189,8 @@ def _runner(name: str, run: Callable[[str, Sequence[Optional[torch.Tensor]]], to
 # run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
 @torch.compiler.disable
 def auto(op: str, description: str, device: torch.device, names: Sequence[str],
-         run: Callable[[str, Sequence[Optional[torch.Tensor]]], torch.Tensor],
-         inputs: Sequence[Optional[torch.Tensor]],
+         run: Callable[[str, Sequence[torch.Tensor | None]], torch.Tensor],
+         inputs: Sequence[torch.Tensor | None],
          grad_output: Callable[[torch.Tensor], torch.Tensor] = torch.ones_like) -> str:
     """What `backend="auto"` runs for this call: the cached or measured fastest of `names`.
 

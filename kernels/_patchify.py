@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +30,13 @@ PATCHIFY_BACKENDS = ("auto", "triton", "torch", "compile")
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _channel_values(x: Union[Sequence[float], torch.Tensor]) -> Tuple[float, ...]:
+def _channel_values(x: Sequence[float] | torch.Tensor) -> tuple[float, ...]:
     return tuple(torch.as_tensor(x, dtype=torch.float64).flatten().tolist())
 
 
 @functools.lru_cache(maxsize=64)
-def _constants(mean: Tuple[float, ...], std: Tuple[float, ...], device: torch.device
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
+def _constants(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"patchify: mean and std need 3 values (R, G, B), got mean {mean!r}, std {std!r}")
     if not all(s > 0 for s in std):
@@ -46,22 +46,22 @@ def _constants(mean: Tuple[float, ...], std: Tuple[float, ...], device: torch.de
     return scale.to(device), shift.to(device)
 
 
-def _cached_constants(mean, std, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+def _cached_constants(mean, std, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """`normalization_constants`, made once per (mean, std, device) and shared: a training step copies
     nothing to the GPU (each copy from pageable memory would wait for the stream). Read-only."""
     return _constants(_channel_values(mean), _channel_values(std), torch.device(device))
 
 
-def normalization_constants(mean: Union[Sequence[float], torch.Tensor], std: Union[Sequence[float], torch.Tensor],
-                            device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+def normalization_constants(mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
+                            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 `scale`, `shift` `[3]` with `(x / 255 - mean) / std == x * scale + shift` (fresh tensors)."""
     scale, shift = _cached_constants(mean, std, device)
     return scale.clone(), shift.clone()
 
 
-def _patchify_torch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
-                    weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], pos_embed: Optional[torch.Tensor],
-                    visible: Optional[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+def _patchify_torch(video: torch.Tensor, tubelet: tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                    weight: torch.Tensor | None, bias: torch.Tensor | None, pos_embed: torch.Tensor | None,
+                    visible: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """Eager path: normalize, unfold into tubelets, gather the visible ones, project (the usual way)."""
     t, p, _ = tubelet
     b, n_t, n_h, n_w, _ = video.shape
@@ -79,7 +79,7 @@ def _patchify_torch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: t
     return y
 
 
-_compiled: Optional[Callable] = None
+_compiled: Callable | None = None
 
 
 def _patchify_compiled(*args):
@@ -101,7 +101,7 @@ def _patchify_with_triton(video, tubelet, scale, shift, weight, bias, pos_embed,
 _RUNNERS = {"torch": _patchify_torch, "compile": _patchify_compiled, "triton": _patchify_with_triton}
 
 
-def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> Tuple[Tuple[int, int, int], int]:
+def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> tuple[tuple[int, int, int], int]:
     if video.dtype != torch.uint8 or video.dim() != 5 or video.shape[-1] != 3:
         raise ValueError(f"patchify: video must be uint8 [B, T, H, W, 3], got {video.dtype} {list(video.shape)}")
     if len(tubelet) != 3 or any(int(x) < 1 for x in tubelet) or tubelet[1] != tubelet[2]:
@@ -146,18 +146,18 @@ def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> Tuple[
     return (t, p, p), n_all
 
 
-def _candidates(device: torch.device) -> Tuple[str, ...]:
+def _candidates(device: torch.device) -> tuple[str, ...]:
     if device.type != "cuda":
         return ("torch",)
     return (("triton",) if triton_available() else ()) + ("torch", "compile")
 
 
-def patchify(video: torch.Tensor, tubelet: Tuple[int, int, int] = (2, 16, 16),
-             mean: Union[Sequence[float], torch.Tensor] = IMAGENET_MEAN,
-             std: Union[Sequence[float], torch.Tensor] = IMAGENET_STD,
-             weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
-             pos_embed: Optional[torch.Tensor] = None, visible: Optional[torch.Tensor] = None,
-             dtype: Optional[torch.dtype] = None, backend: str = "auto") -> torch.Tensor:
+def patchify(video: torch.Tensor, tubelet: tuple[int, int, int] = (2, 16, 16),
+             mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+             std: Sequence[float] | torch.Tensor = IMAGENET_STD,
+             weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+             pos_embed: torch.Tensor | None = None, visible: torch.Tensor | None = None,
+             dtype: torch.dtype | None = None, backend: str = "auto") -> torch.Tensor:
     """Tubelet tokens `[B, N, 3·t·p·p]`, or with `weight` patch embeddings `[B, N, D]`.
 
     Args:
@@ -195,7 +195,7 @@ def _auto(args: tuple) -> str:
                    f"D={weight.shape[0] if weight is not None else 0} bias={int(bias is not None)} "
                    f"pos={int(pos_embed is not None)} visible={list(visible.shape) if visible is not None else None}")
 
-    def run(name: str, params: Sequence[Optional[torch.Tensor]]) -> torch.Tensor:
+    def run(name: str, params: Sequence[torch.Tensor | None]) -> torch.Tensor:
         return _RUNNERS[name](video, tubelet, scale, shift, *params, visible, dtype)
 
     return _backend_cache.auto("patchify", description, video.device, _candidates(video.device), run,

@@ -19,14 +19,20 @@ order the bytes lie in memory, 3·p contiguous bytes per tubelet row — with W'
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
 import triton
 import triton.language as tl
 
-from ._runtime import (KernelSpec, dot_precision, forced_configs, interpreting, launch, new_output, prune_to_fit,
-                       record_kernel_mode)
+from ._runtime import (
+    KernelSpec,
+    dot_precision,
+    forced_configs,
+    interpreting,
+    launch,
+    new_output,
+    prune_to_fit,
+    record_kernel_mode,
+)
 
 __all__ = ["patchify_tokens", "patch_embed", "PatchEmbedFunction", "forced_configs", "row_gather_ok"]
 
@@ -182,7 +188,7 @@ def _patch_embed_kernel(VID, W, BIAS, POS, VIS, OUT,
 record_kernel_mode(_patchify_kernel)
 
 
-def _copy_cfg(bm: int, bk: int, warps: int, row_gather: bool = False, rows: int = 1) -> "triton.Config":
+def _copy_cfg(bm: int, bk: int, warps: int, row_gather: bool = False, rows: int = 1) -> triton.Config:
     return triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "ROW_GATHER": row_gather, "ROWS": rows}, num_warps=warps)
 
 
@@ -269,13 +275,13 @@ EMBED = KernelSpec("embed", _patch_embed_kernel, _embed_tuned, _EMBED_CONFIGS, _
 # host side
 
 
-def _grid_dims(video: torch.Tensor, tubelet: Tuple[int, int, int]) -> Tuple[int, int, int]:
+def _grid_dims(video: torch.Tensor, tubelet: tuple[int, int, int]) -> tuple[int, int, int]:
     t, p, _ = tubelet
     _, T, H, W, _ = video.shape
     return T // t, H // p, W // p
 
 
-def _visible_args(visible: Optional[torch.Tensor], video: torch.Tensor, n_all: int):
+def _visible_args(visible: torch.Tensor | None, video: torch.Tensor, n_all: int):
     if visible is None:
         return video, 0, 0, n_all
     if visible.dim() == 1:
@@ -283,8 +289,8 @@ def _visible_args(visible: Optional[torch.Tensor], video: torch.Tensor, n_all: i
     return visible, visible.stride(0), visible.stride(1), visible.shape[1]
 
 
-def patchify_tokens(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
-                    visible: Optional[torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
+def patchify_tokens(video: torch.Tensor, tubelet: tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                    visible: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
     """Normalized tubelet tokens `[B, N_out, 3·t·p·p]` (Conv3d-weight feature order).
 
     `scale`, `shift`: fp32 `[3]` on the video's device, applied as `x * scale + shift`. Arguments are
@@ -302,8 +308,8 @@ def patchify_tokens(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: t
     return out
 
 
-def _copy_launch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
-                 visible: Optional[torch.Tensor], out: torch.Tensor):
+def _copy_launch(video: torch.Tensor, tubelet: tuple[int, int, int], scale: torch.Tensor, shift: torch.Tensor,
+                 visible: torch.Tensor | None, out: torch.Tensor):
     """(grid function, arguments, constexprs) of the copy kernel writing `out` `[B, N_out, K]`."""
     t, p, _ = tubelet
     b = video.shape[0]
@@ -323,8 +329,8 @@ def _copy_launch(video: torch.Tensor, tubelet: Tuple[int, int, int], scale: torc
     return grid, args, consts
 
 
-def fold_normalization(weight: torch.Tensor, bias: Optional[torch.Tensor], scale: torch.Tensor,
-                       shift: torch.Tensor, tubelet: Tuple[int, int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+def fold_normalization(weight: torch.Tensor, bias: torch.Tensor | None, scale: torch.Tensor,
+                       shift: torch.Tensor, tubelet: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """`W' = W · scale[c]` in channels-last feature order `[D, (dt, dh, dw, c)]`, `b' = b + W · shift[c]`.
 
     Both fp32; `weight` is `[D, 3·t·p·p]` in Conv3d order. Not differentiable (the backward works on W).
@@ -338,9 +344,9 @@ def fold_normalization(weight: torch.Tensor, bias: Optional[torch.Tensor], scale
     return folded, b
 
 
-def patch_embed(video: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                pos_embed: Optional[torch.Tensor], visible: Optional[torch.Tensor], scale: torch.Tensor,
-                shift: torch.Tensor, tubelet: Tuple[int, int, int], out_dtype: torch.dtype) -> torch.Tensor:
+def patch_embed(video: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                pos_embed: torch.Tensor | None, visible: torch.Tensor | None, scale: torch.Tensor,
+                shift: torch.Tensor, tubelet: tuple[int, int, int], out_dtype: torch.dtype) -> torch.Tensor:
     """Patch embeddings `[B, N_out, D]` straight from uint8 (forward only; see `PatchEmbedFunction`)."""
     t, p, _ = tubelet
     b = video.shape[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -42,7 +42,7 @@ def dot_precision(dtype: torch.dtype) -> str:
 # ----------------------------------------------------------------------------------------------------
 # interpreter or compiler
 
-_interpret: Optional[bool] = None
+_interpret: bool | None = None
 
 
 def record_kernel_mode(kernel: object) -> bool:
@@ -84,7 +84,7 @@ def autotune_enabled() -> bool:
     return os.environ.get("BABYFAST_AUTOTUNE", "1").lower() not in ("0", "false", "off", "no")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def triton_available() -> bool:
     """True when `import triton` works (the model still runs without it, through the torch backends)."""
     try:
@@ -94,7 +94,7 @@ def triton_available() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def triton_version() -> str:
     """Installed triton version, or "none"."""
     if not triton_available():
@@ -164,7 +164,7 @@ class poisoned_outputs:
     An element the kernel forgot to write then shows up as NaN instead of as a plausible stale value.
     """
 
-    def __enter__(self) -> "poisoned_outputs":
+    def __enter__(self) -> poisoned_outputs:
         global _poison
         self._previous = _poison
         _poison = True
@@ -190,8 +190,8 @@ def new_output(like: torch.Tensor = None, shape=None, dtype: torch.dtype = None,
 # shared memory
 
 
-@functools.lru_cache(maxsize=None)
-def _shared_memory_of(index: int) -> Optional[int]:
+@functools.cache
+def _shared_memory_of(index: int) -> int | None:
     try:
         from triton.runtime import driver
 
@@ -201,7 +201,7 @@ def _shared_memory_of(index: int) -> Optional[int]:
         return int(value) if value else None
 
 
-def shared_memory_limit(device: torch.device) -> Optional[int]:
+def shared_memory_limit(device: torch.device) -> int | None:
     """Bytes of shared memory one program may use on `device` (opt-in maximum), None when unlimited (the
     interpreter, the CPU) or unknown."""
     if interpreting() or device.type != "cuda":
@@ -222,7 +222,7 @@ def config_fits(estimate: SharedMemoryEstimate, config, consts: dict, itemsize: 
 
 
 def prune_to_fit(estimate: SharedMemoryEstimate, tensor_arg: str,
-                 then: Optional[Callable[..., List]] = None, last_resort: Sequence = ()) -> Callable[..., List]:
+                 then: Callable[..., list] | None = None, last_resort: Sequence = ()) -> Callable[..., list]:
     """An autotune `early_config_prune`: drop configs that do not fit in shared memory (element size and
     device taken from the argument `tensor_arg`), then apply `then` (same signature) to the rest.
 
@@ -259,7 +259,7 @@ class KernelSpec:
     """
 
     def __init__(self, name: str, raw, tuned, configs: Sequence, default, interpret: dict,
-                 shared_memory: SharedMemoryEstimate, adapt: Optional[Callable] = None) -> None:
+                 shared_memory: SharedMemoryEstimate, adapt: Callable | None = None) -> None:
         self.name = name
         self.raw = raw
         self.tuned = tuned
@@ -275,8 +275,8 @@ class KernelSpec:
                 f"shared memory, {device_name(device)} has {shared_memory_limit(device)})")
 
 
-_SPECS: Dict[str, KernelSpec] = {}
-_forced: Dict[str, object] = {}
+_SPECS: dict[str, KernelSpec] = {}
+_forced: dict[str, object] = {}
 # (kernel, config, consts) whose compilation ran out of resources although the estimate said it fits
 _too_big: set = set()
 
@@ -289,7 +289,7 @@ class forced_configs:
     def __init__(self, **configs) -> None:
         self._configs = configs
 
-    def __enter__(self) -> "forced_configs":
+    def __enter__(self) -> forced_configs:
         unknown = set(self._configs) - set(_SPECS)
         if unknown:
             raise ValueError(f"forced_configs: unknown kernel(s) {sorted(unknown)}; known: {sorted(_SPECS)}")
@@ -306,7 +306,7 @@ class Launch:
     """A launch recorded by `captured_launches` instead of being run: the kernel (`spec`, or a plain
     `@triton.jit` function), its arguments and constexprs; the block config is the checker's to choose."""
 
-    def __init__(self, kernel, args: tuple, consts: dict, spec: Optional[KernelSpec] = None,
+    def __init__(self, kernel, args: tuple, consts: dict, spec: KernelSpec | None = None,
                  itemsize: int = 0) -> None:
         self.kernel, self.args, self.consts, self.spec, self.itemsize = kernel, args, consts, spec, itemsize
 
@@ -315,7 +315,7 @@ class Launch:
         return self.spec.name if self.spec is not None else self.kernel.__name__
 
 
-_captured: Optional[List[Launch]] = None
+_captured: list[Launch] | None = None
 
 
 class captured_launches:
@@ -325,7 +325,7 @@ class captured_launches:
     arguments of every launch, which `compile_check` then compiles for a GPU architecture that is not here.
     """
 
-    def __enter__(self) -> List[Launch]:
+    def __enter__(self) -> list[Launch]:
         global _captured
         if interpreting():
             raise RuntimeError("captured_launches needs compiled Triton kernels; TRITON_INTERPRET was set when "

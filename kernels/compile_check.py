@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -78,7 +79,7 @@ def _cuobjdump() -> str:
     return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
 
-def resources(compiled) -> Dict[str, object]:
+def resources(compiled) -> dict[str, object]:
     """Shared memory (Triton's allocation), registers and local memory per thread (`cuobjdump` of the cubin),
     and the tensor-core instruction family in the PTX."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
@@ -143,7 +144,7 @@ def _patchify_call(dtype: torch.dtype, tubelet, frames: int, size: int, dim: int
     return call
 
 
-PROFILES: List[Profile] = [
+PROFILES: list[Profile] = [
     Profile("attention bf16 D64 N197 H6 bnhd", _attention_call(torch.bfloat16, 8, 6, 197, 64, False, False, True)),
     Profile("attention bf16 D128 N1568 causal padded", _attention_call(torch.bfloat16, 2, 4, 1568, 128, True, True,
                                                                        False)),
@@ -170,10 +171,10 @@ class _Job(NamedTuple):
     config: object  # triton.Config or None
 
 
-_JOBS: List[_Job] = []  # read by forked workers by index (kernels and tensors need not be pickled)
+_JOBS: list[_Job] = []  # read by forked workers by index (kernels and tensors need not be pickled)
 
 
-def _fits(spec, config, launch: _runtime.Launch, limit: Optional[int]) -> bool:
+def _fits(spec, config, launch: _runtime.Launch, limit: int | None) -> bool:
     return limit is None or spec.shared_memory(config, launch.consts, launch.itemsize) + \
         _runtime._SHARED_MEMORY_MARGIN <= limit
 
@@ -214,9 +215,9 @@ def _jobs(arch: int, quick: bool, profiles: Sequence[Profile]) -> tuple:
     return jobs, rows
 
 
-def _describe(profile: str, launch: _runtime.Launch, config, arch: int) -> Dict[str, object]:
+def _describe(profile: str, launch: _runtime.Launch, config, arch: int) -> dict[str, object]:
     spec = launch.spec
-    row: Dict[str, object] = {"arch": arch, "profile": profile, "kernel": launch.name,
+    row: dict[str, object] = {"arch": arch, "profile": profile, "kernel": launch.name,
                               "config": "fixed" if config is None else str(config),
                               "limit": ARCH_SHARED_MEMORY.get(arch)}
     if spec is not None and config is not None:
@@ -224,7 +225,7 @@ def _describe(profile: str, launch: _runtime.Launch, config, arch: int) -> Dict[
     return row
 
 
-def _compile_job(index: int, arch: int) -> Dict[str, object]:
+def _compile_job(index: int, arch: int) -> dict[str, object]:
     job = _JOBS[index]
     row = _describe(job.profile, job.launch, job.config, arch)
     start = time.perf_counter()
@@ -236,8 +237,8 @@ def _compile_job(index: int, arch: int) -> Dict[str, object]:
     return row
 
 
-def check(arch: int, quick: bool = False, profiles: Optional[Sequence[Profile]] = None,
-          workers: Optional[int] = None, progress: bool = True) -> List[Dict[str, object]]:
+def check(arch: int, quick: bool = False, profiles: Sequence[Profile] | None = None,
+          workers: int | None = None, progress: bool = True) -> list[dict[str, object]]:
     """Compile the kernels of `profiles` (default `PROFILES`) for `arch`; one row per (profile, kernel,
     config), compiled in `workers` processes (default: one per core)."""
     global _JOBS
@@ -263,7 +264,7 @@ def check(arch: int, quick: bool = False, profiles: Optional[Sequence[Profile]] 
     return rows
 
 
-def problems(rows: Sequence[Dict[str, object]]) -> List[str]:
+def problems(rows: Sequence[dict[str, object]]) -> list[str]:
     """What is wrong in a report: failed compiles, and allocations the shared-memory estimate misses."""
     found = []
     for r in rows:
@@ -280,7 +281,7 @@ def problems(rows: Sequence[Dict[str, object]]) -> List[str]:
     return found
 
 
-def _table(rows: Sequence[Dict[str, object]]) -> str:
+def _table(rows: Sequence[dict[str, object]]) -> str:
     head = f"{'profile':42} {'kernel':18} {'config':62} {'shared':>7} {'estim.':>7} {'regs':>4} {'spill':>5} tc"
     lines = [head]
     for r in rows:
@@ -292,7 +293,7 @@ def _table(rows: Sequence[Dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m babyfast.kernels.compile_check",
         description="Compile every Triton kernel config for a GPU architecture (no GPU needed) and check "

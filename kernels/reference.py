@@ -6,7 +6,7 @@ error plain torch itself makes there; benchmarks use them as nothing (they are s
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                        key_padding_mask: Optional[torch.Tensor] = None, causal: bool = False,
-                        softmax_scale: Optional[float] = None, layout: str = "bhnd") -> torch.Tensor:
+                        key_padding_mask: torch.Tensor | None = None, causal: bool = False,
+                        softmax_scale: float | None = None, layout: str = "bhnd") -> torch.Tensor:
     """softmax(q kᵀ · scale, masked) v in the inputs' own dtype.
 
     Same contract as the function `babyfast.kernels.attention`: `key_padding_mask` bool `[B, N_k]` with True = attend,
@@ -47,18 +47,18 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out.transpose(1, 2) if layout == "bnhd" else out
 
 
-def _as_channel_vector(x: Union[Sequence[float], torch.Tensor], name: str) -> torch.Tensor:
+def _as_channel_vector(x: Sequence[float] | torch.Tensor, name: str) -> torch.Tensor:
     t = torch.as_tensor(x, dtype=torch.float64).flatten()
     if t.numel() != 3:
         raise ValueError(f"patchify: {name} must have 3 values (R, G, B), got {t.numel()}: {x!r}")
     return t
 
 
-def patchify_reference(video: torch.Tensor, tubelet: Tuple[int, int, int] = (2, 16, 16),
-                       mean: Union[Sequence[float], torch.Tensor] = IMAGENET_MEAN,
-                       std: Union[Sequence[float], torch.Tensor] = IMAGENET_STD,
-                       weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
-                       pos_embed: Optional[torch.Tensor] = None, visible: Optional[torch.Tensor] = None,
+def patchify_reference(video: torch.Tensor, tubelet: tuple[int, int, int] = (2, 16, 16),
+                       mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+                       std: Sequence[float] | torch.Tensor = IMAGENET_STD,
+                       weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                       pos_embed: torch.Tensor | None = None, visible: torch.Tensor | None = None,
                        dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Tubelet tokens (or patch embeddings) through `Conv3d`, computed in `dtype` (float64 by default).
 

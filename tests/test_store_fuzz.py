@@ -15,12 +15,12 @@ import pytest
 from _media import make_video
 
 from babyfast._core import crc32c
-from babyfast.store import limits
+from babyfast.store import _limits as limits
 from babyfast.store.layout import StoreError, store_info
 from babyfast.store.ingest import ingest
 from babyfast.store.summary import check
 from babyfast.store.reader import ChunkReader, LayoutError, _parse_layout
-from babyfast.store.validate import load_video
+from babyfast.store._validate import load_video
 
 ROUNDS = 300
 S = 3  # chunks per shard of the fuzzed store

@@ -48,7 +48,7 @@ def frames_of(store: Path, vid: str) -> np.ndarray:
 
 
 HOLD_LOCK = ("import sys\n"
-             "from babyfast.store.lock import StoreLock\n"
+             "from babyfast.store._lock import StoreLock\n"
              "lock = StoreLock(sys.argv[1]).acquire()\n"
              "print('held', flush=True)\n"
              "sys.stdin.read()\n"
@@ -151,7 +151,7 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path: Path, caplog: pytest.L
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
     assert json.loads((store / ".lock").read_text())["pid"] == holder.pid  # what the dead run left
-    with caplog.at_level(logging.WARNING, logger="babyfast.store.lock"):
+    with caplog.at_level(logging.WARNING, logger="babyfast.store._lock"):
         r = ingest(src, store, size=32, gop=4, progress=False)
     assert r.ok and r.ingested == ["a"]
     assert f"took over the lock of pid {holder.pid}" in caplog.text
@@ -159,7 +159,7 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path: Path, caplog: pytest.L
 
 
 def test_publication_checks_every_chunk_was_written(tmp_path: Path) -> None:
-    from babyfast.store.validate import verify_complete
+    from babyfast.store._validate import verify_complete
 
     src = tmp_path / "src"
     src.mkdir()

@@ -17,7 +17,8 @@ import zarr
 from _media import make_video, reference
 
 import babyfast.store  # noqa: F401  (registers the chunk codec for plain zarr reads)
-from babyfast.store import StoreError, limits
+from babyfast.store import StoreError
+from babyfast.store import _limits as limits
 from babyfast.store.layout import index_row, read_index, read_log, video_attrs, write_index
 from babyfast.store.ingest import ingest
 from babyfast.store.summary import check

@@ -338,8 +338,8 @@ def test_cli(tmp_path, capsys, caplog):
 
 def test_gaze_is_drawn_in_the_eyes():
     """The pupils (the only dark pixels of a light-haired face) move toward where the face looks."""
-    from babyfast.synth.people import GAZE_CAMERA, PersonStyle, face_sprite
-    from babyfast.synth.sprites import size_bucket
+    from babyfast.synth._people import GAZE_CAMERA, PersonStyle, face_sprite
+    from babyfast.synth._sprites import size_bucket
 
     style = PersonStyle(skin=(0.9, 0.75, 0.62), hair=(0.95, 0.85, 0.5), long_hair=False, shirt=(0.2, 0.4, 0.8),
                         iris=(0.2, 0.3, 0.5))

@@ -25,11 +25,11 @@ from babyfast.synth import (
     read_vocabulary,
     write_corpus,
 )
-from babyfast.synth.children import AgeModel, child_world
-from babyfast.synth.compose import compose
+from babyfast.synth._children import AgeModel, child_world
+from babyfast.synth._compose import compose
 from babyfast.synth.corpus import parse_size, plan_corpus, render_recording
-from babyfast.synth.sprites import ANGLE_BUCKETS, size_bucket
-from babyfast.synth.toys import toy_sprite
+from babyfast.synth._sprites import ANGLE_BUCKETS, size_bucket
+from babyfast.synth._toys import toy_sprite
 from babyfast.synth.world import CHILD, Recording, RecordingSpec
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
@@ -345,7 +345,7 @@ def test_cli(tmp_path, capsys):
 def test_utterance_words_come_from_the_frame_of_the_written_start():
     """A start just below a frame boundary is written rounded (2.29996 -> "2.300"): its words must come
     from frame 23, the frame "2.300" maps to, not frame 22."""
-    from babyfast.synth.speech import caregiver_utterances
+    from babyfast.synth._speech import caregiver_utterances
     from babyfast.synth.truth import DTYPES
 
     spec = RecordingSpec("s", 0, 0, 0, 3.0, 10, 64, 64, age_days=300.0)

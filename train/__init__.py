@@ -32,7 +32,10 @@ _LAZY = {
     "plot_run": "plot", "read_metrics": "metrics",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["Config", "ConfigError", "NonFiniteLoss", "ResumeError", "TrainResult", "VideoViT", "Vocabulary",
+           "build_vocabulary", "create_model", "create_objective", "list_models", "list_objectives", "load_config",
+           "load_encoder", "load_objective", "plot_run", "read_metrics", "register_model", "register_objective",
+           "train"]
 
 
 def __getattr__(name: str) -> Any:

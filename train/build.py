@@ -1,7 +1,7 @@
 """Building a run's objective from its config: the encoder, the objective's sections, the vocabulary."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .config import Config, ConfigError, config_to_dict
 from .models import create_model
@@ -23,7 +23,7 @@ def encoder_overrides(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def build_objective(cfg: Config, vocabulary: Optional[Vocabulary] = None) -> Objective:
+def build_objective(cfg: Config, vocabulary: Vocabulary | None = None) -> Objective:
     """The objective with its freshly initialized encoder, on the CPU (seed it first for a given init)."""
     cls = objective_class(cfg.objective)
     kwargs: dict[str, Any] = config_to_dict(getattr(cfg, cfg.objective))
@@ -42,7 +42,7 @@ def objective_sections(cfg: Config) -> tuple[str, ...]:
     return (cfg.objective, *objective_class(cfg.objective).extra_sections)
 
 
-def run_vocabulary(cfg: Config, state: Optional[dict[str, Any]]) -> Optional[Vocabulary]:
+def run_vocabulary(cfg: Config, state: dict[str, Any] | None) -> Vocabulary | None:
     """The run's vocabulary: the checkpoint's when resuming, else built from the store's transcripts."""
     if not objective_class(cfg.objective).needs_vocabulary:
         return None

@@ -14,7 +14,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ def list_checkpoints(run: str | os.PathLike[str]) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(run: str | os.PathLike[str]) -> Optional[Path]:
+def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
     found = list_checkpoints(run)
     return found[-1][1] if found else None
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Union
 
 import yaml
 
@@ -37,7 +38,7 @@ class DataConfig:
     size: int = 224                 # output side of the random resized crop (a multiple of the patch)
     batch_size: int = 8             # clips per rank and micro-batch
     frame_step: int = 1             # a clip reads every k-th stored frame
-    start_stride: Optional[int] = None  # clip starts on this grid of stored frames (None: the store's GOP)
+    start_stride: int | None = None  # clip starts on this grid of stored frames (None: the store's GOP)
     jitter_starts: bool = False     # seeded start offsets inside the grid step (more distinct clips)
     anchor: str = "video"           # video | utterance (clips drawn around what the caregiver says)
     scale: tuple[float, float] = (0.25, 1.0)   # random resized crop: area fraction range
@@ -56,19 +57,19 @@ class ModelConfig:
     attention_backend: str = "auto"  # babyfast.kernels.ATTENTION_BACKENDS
     patchify_backend: str = "auto"   # babyfast.kernels.PATCHIFY_BACKENDS
     # size overrides (None: the size's own)
-    embed_dim: Optional[int] = None
-    depth: Optional[int] = None
-    num_heads: Optional[int] = None
-    mlp_ratio: Optional[float] = None
-    tubelet: Optional[tuple[int, int, int]] = None
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    mlp_ratio: float | None = None
+    tubelet: tuple[int, int, int] | None = None
 
 
 @dataclass
 class VideoMAEConfig:
     mask_ratio: float = 0.9
-    decoder_dim: Optional[int] = None    # None: VideoMAE's width for the encoder's size
+    decoder_dim: int | None = None    # None: VideoMAE's width for the encoder's size
     decoder_depth: int = 4
-    decoder_heads: Optional[int] = None
+    decoder_heads: int | None = None
     norm_pix_loss: bool = True
 
 
@@ -84,7 +85,7 @@ class ContrastiveConfig:
     max_logit_scale: float = 100.0
     shuffle_pairs: bool = False     # CVCL's control: clips paired with other clips' utterances
     min_count: int = 1              # vocabulary: words seen fewer times are unknown
-    max_vocab: Optional[int] = None
+    max_vocab: int | None = None
 
 
 @dataclass
@@ -118,7 +119,7 @@ class TrainConfig:
     save_every: int = 500
     keep: int = 3                   # checkpoints kept (the newest)
     skip_nonfinite: int = 0         # steps with a non-finite loss skipped before the run stops
-    threads: Optional[int] = None   # torch intra-op threads on the CPU (None: torch's default)
+    threads: int | None = None   # torch intra-op threads on the CPU (None: torch's default)
     progress: bool = True           # a progress bar on rank 0
 
 

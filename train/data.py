@@ -3,7 +3,8 @@ loader state after the last batch the loop received."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -39,8 +40,8 @@ class BatchStream:
         self.loader, self.workers, self.device = loader, workers, device
         self._iterable: Any = loader if workers == 0 else torch.utils.data.DataLoader(
             loader, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=True)
-        self._it: Optional[Iterator[ClipBatch]] = None
-        self._state: Optional[dict[str, Any]] = None
+        self._it: Iterator[ClipBatch] | None = None
+        self._state: dict[str, Any] | None = None
 
     def next(self) -> ClipBatch:
         for _ in range(2):  # a fresh epoch yields at least one batch (the loader refuses empty epochs)

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,15 +33,23 @@ import yaml
 from babyfast._atomic import write_text
 
 from . import distributed
-from .checkpoint import (CheckpointError, checkpoint_path, config_differences, latest_checkpoint, load_checkpoint,
-                         prune_checkpoints, rng_state, save_checkpoint, set_rng_state)
+from .build import build_objective, objective_sections, run_vocabulary
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    config_differences,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .config import Config, ConfigError, config_to_dict, validate
 from .data import BatchStream, make_loader
 from .flops import TRAIN_FLOPS_PER_FORWARD
 from .metrics import RunLogger, device_peak, peak_memory_bytes
 from .models import count_parameters
-from .build import build_objective, objective_sections, run_vocabulary
-from .objectives import Objective
 from .optim import build_optimizer, learning_rate
 from .vocab import Vocabulary
 
@@ -63,12 +71,12 @@ class TrainResult:
     run: Path
     step: int
     stopped_by: str                       # "steps" (all done) or "sigterm"
-    checkpoint: Optional[Path]
+    checkpoint: Path | None
     summary: dict[str, Any] = field(default_factory=dict)
     is_main: bool = True                  # rank 0 (the one that writes)
 
 
-def autocast_dtype(cfg: Config, device: torch.device) -> Optional[torch.dtype]:
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
     """bf16 autocast on CUDA by default, none (fp32) on the CPU."""
     p = cfg.train.precision
     if p == "auto":
@@ -126,7 +134,7 @@ class _Seen:
 class _Run:
     """Everything one training run holds, and its steps."""
 
-    def __init__(self, cfg: Config, info: distributed.DistInfo, vocabulary: Optional[Vocabulary] = None) -> None:
+    def __init__(self, cfg: Config, info: distributed.DistInfo, vocabulary: Vocabulary | None = None) -> None:
         self.cfg, self.info, self.device = cfg, info, info.device
         self.vocabulary = vocabulary
         self.path = Path(cfg.train.out)
@@ -142,7 +150,7 @@ class _Run:
         self.clip_shape = (cfg.data.clip_len, cfg.data.size, cfg.data.size)
         self.span_frames = (cfg.data.clip_len - 1) * cfg.data.frame_step + 1
         self.step, self.skipped, self.seen = 0, 0, _Seen()
-        self.last_checkpoint: Optional[Path] = None
+        self.last_checkpoint: Path | None = None
         seed = cfg.train.seed + 1000003 * info.rank
         torch.manual_seed(seed)  # per-rank streams for drop-path (replaced by the checkpoint's on resume)
         np.random.seed(seed % 2**32)
@@ -294,7 +302,7 @@ class _Meter:
         return rec
 
 
-def _header(run: _Run, meter: _Meter, resumed_from: Optional[str]) -> dict[str, Any]:
+def _header(run: _Run, meter: _Meter, resumed_from: str | None) -> dict[str, Any]:
     return {"event": "start", "time": time.time(), "resumed_from": resumed_from, "device": str(run.device),
             "device_name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
             "dtype": str(run.dtype or torch.float32).replace("torch.", ""), "world_size": run.info.world_size,

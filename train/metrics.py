@@ -15,7 +15,7 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -45,7 +45,7 @@ PEAK_TFLOPS: list[tuple[str, dict[str, float], str]] = [
     ("V100", {"fp16": 125.0, "fp32": 15.7}, "NVIDIA V100 datasheet (SXM2)"),
 ]
 
-_cpu_gemm: Optional[float] = None
+_cpu_gemm: float | None = None
 
 
 def _measured_cpu_gemm(n: int = 2048) -> float:
@@ -64,7 +64,7 @@ def _measured_cpu_gemm(n: int = 2048) -> float:
     return _cpu_gemm
 
 
-def device_peak(device: torch.device, dtype: torch.dtype) -> tuple[Optional[float], str]:
+def device_peak(device: torch.device, dtype: torch.dtype) -> tuple[float | None, str]:
     """(peak FLOP/s or None, where the figure comes from) for matmuls in `dtype` on `device`."""
     if device.type == "cpu":
         return _measured_cpu_gemm(), "measured fp32 GEMM (2048²) on this CPU, not a datasheet peak"

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from .metrics import read_metrics
 
 __all__ = ["plot_run"]
 
 
-def plot_run(run: str | os.PathLike[str], out: Optional[str | os.PathLike[str]] = None) -> Path:
+def plot_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Draw loss (log scale) and learning rate, tokens/s, and MFU and loader stall against the step;
     writes `out` (default RUN/plot.png) and returns its path."""
     import logging

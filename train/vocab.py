@@ -13,9 +13,9 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import torch
 
@@ -52,7 +52,7 @@ class Vocabulary:
         table = self.stoi
         return [table.get(w, 1) for w in words(text)]
 
-    def encode(self, texts: Sequence[Optional[str]], max_words: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, texts: Sequence[str | None], max_words: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids int64 `[B, L]`, mask bool `[B, L]`, True = a word). A None or wordless text is one unknown
         token (its row is still defined; callers leave such clips out of the loss)."""
         rows = [(self.ids(t) if t else [])[:max_words] or [1] for t in texts]
@@ -95,7 +95,7 @@ def store_utterances(stores: Iterable[str | os.PathLike[str]]) -> list[str]:
     return texts
 
 
-def build_vocabulary(texts: Iterable[str], min_count: int = 1, max_size: Optional[int] = None) -> Vocabulary:
+def build_vocabulary(texts: Iterable[str], min_count: int = 1, max_size: int | None = None) -> Vocabulary:
     """The words of `texts` seen at least `min_count` times, most frequent first (at most `max_size` ids
     with padding and unknown)."""
     if min_count < 1:

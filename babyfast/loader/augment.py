@@ -20,8 +20,8 @@ computation. The other order would multiply the resize's rounding error by the c
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

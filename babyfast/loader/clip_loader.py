@@ -14,23 +14,23 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
 
 from babyfast._fork import rebuild_after_fork
 from babyfast.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from babyfast.loader._mixing import MixedPlan
+from babyfast.loader._selection import Anchor, Filters, select_segments
+from babyfast.loader._state import STATE_FORMAT, SharedResume, check_state
 from babyfast.loader.augment import Augment, transform_clips
 from babyfast.loader.batch import ClipBatch, Layout
-from babyfast.loader.mixing import MixedPlan
 from babyfast.loader.plan import DEFAULT_WINDOW, ClipPlan, RankBatches, worker_batch_indices
-from babyfast.loader.selection import Anchor, Filters, Segments, select_segments
 from babyfast.loader.sources import ChunkError, StoreSource, VideoFileSource
-from babyfast.loader.state import STATE_FORMAT, SharedResume, check_state
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ _STAGES = ("plan", "read", "decode", "transform", "collate", "wait")
 _JITTER_KEY = 0xD1B54A32D192ED03
 
 
-def _dist_env(rank: Optional[int], world_size: Optional[int]) -> tuple[int, int]:
+def _dist_env(rank: int | None, world_size: int | None) -> tuple[int, int]:
     if rank is None:
         rank = int(os.environ.get("RANK", 0))
     if world_size is None:
@@ -135,18 +135,18 @@ class ClipLoader(torch.utils.data.IterableDataset):
         torch.Size([8, 16, 224, 224, 3])
     """
 
-    def __init__(self, store: Optional[StoreArg] = None, *, clip_len: int = 16, batch_size: int = 8,
-                 frame_step: int = 1, start_stride: Optional[int] = None, jitter_starts: bool = False,
-                 augment: Optional[Augment] = None, device: Union[str, torch.device] = "cpu",
+    def __init__(self, store: StoreArg | None = None, *, clip_len: int = 16, batch_size: int = 8,
+                 frame_step: int = 1, start_stride: int | None = None, jitter_starts: bool = False,
+                 augment: Augment | None = None, device: str | torch.device = "cpu",
                  decode_device: Device = "auto", decoder: Decoder = "auto", layout: Layout = "THWC",
                  output: Literal["uint8", "float"] = "uint8", mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, seed: int = 0, rank: Optional[int] = None,
-                 world_size: Optional[int] = None, order: Order = "shuffle", window: int = DEFAULT_WINDOW,
-                 drop_last: bool = True, weights: Optional[Union[Sequence[float], Mapping[str, float]]] = None,
-                 subjects: Optional[Sequence[str]] = None, exclude_subjects: Sequence[str] = (),
-                 age_days: Optional[tuple[float, float]] = None, anchor: Anchor = "video", prefetch: int = 4,
+                 std: Sequence[float] = IMAGENET_STD, seed: int = 0, rank: int | None = None,
+                 world_size: int | None = None, order: Order = "shuffle", window: int = DEFAULT_WINDOW,
+                 drop_last: bool = True, weights: Sequence[float] | Mapping[str, float] | None = None,
+                 subjects: Sequence[str] | None = None, exclude_subjects: Sequence[str] = (),
+                 age_days: tuple[float, float] | None = None, anchor: Anchor = "video", prefetch: int = 4,
                  threads: int = 2, on_error: Literal["skip", "raise"] = "skip",
-                 _sources: Optional[list[tuple[str, Any]]] = None) -> None:
+                 _sources: list[tuple[str, Any]] | None = None) -> None:
         super().__init__()
         self._check_args(on_error, output, layout, decode_device, decoder, batch_size, clip_len, frame_step,
                          prefetch, threads, start_stride)
@@ -184,18 +184,18 @@ class ClipLoader(torch.utils.data.IterableDataset):
         if self.skipped and on_error == "raise":
             raise ValueError(f"video {self.skipped[0][0]!r}: {self.skipped[0][2]}")
         self._resume = SharedResume()
-        self._progress: Optional[tuple[int, int, int]] = None  # after the last batch this process delivered
-        self._worker_state: Optional[dict[str, Any]] = None    # a DataLoader worker's own progress
+        self._progress: tuple[int, int, int] | None = None  # after the last batch this process delivered
+        self._worker_state: dict[str, Any] | None = None    # a DataLoader worker's own progress
         self._times = dict.fromkeys(_STAGES, 0.0)
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
-        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool: ThreadPoolExecutor | None = None
         rebuild_after_fork(self)
 
     # ------------------------------------------------------------------------------------ construction
     @staticmethod
     def _check_args(on_error: str, output: str, layout: str, decode_device: str, decoder: str, batch_size: int,
-                    clip_len: int, frame_step: int, prefetch: int, threads: int, start_stride: Optional[int]) -> None:
+                    clip_len: int, frame_step: int, prefetch: int, threads: int, start_stride: int | None) -> None:
         for name, value, allowed in (("on_error", on_error, ("skip", "raise")), ("output", output, ("uint8", "float")),
                                      ("layout", layout, ("THWC", "TCHW")),
                                      ("decode_device", decode_device, ("auto", "cpu", "cuda")),
@@ -223,7 +223,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         # auto, for a CUDA consumer: the GPU when DALI is here; raw stores decode (zstd) on the CPU anyway
         return str(self.device) if importlib.util.find_spec("nvidia.dali") is not None else "cpu"
 
-    def _weights(self, weights: Any) -> Optional[np.ndarray]:
+    def _weights(self, weights: Any) -> np.ndarray | None:
         if weights is None:
             return None
         if isinstance(weights, Mapping):
@@ -259,7 +259,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         return mixed
 
     @classmethod
-    def from_videos(cls, paths: Sequence[Union[str, "os.PathLike[str]"]], size: Optional[int] = None,
+    def from_videos(cls, paths: Sequence[str | os.PathLike[str]], size: int | None = None,
                     **kwargs: Any) -> ClipLoader:
         """A loader over plain video files (no store, no ingest; slower: PyAV seeks and decodes per clip)."""
         source = VideoFileSource(paths, size=size, threads=kwargs.get("threads", 2))
@@ -474,12 +474,12 @@ class ClipLoader(torch.utils.data.IterableDataset):
         params = self.augment.draw(self.seed, p.epoch, p.positions, sizes[:, 0], sizes[:, 1])
         return transform_clips(clips, params, self.augment, self.device)
 
-    def anchor_texts(self, epoch: int, positions: Sequence[int] | np.ndarray) -> list[Optional[str]]:
+    def anchor_texts(self, epoch: int, positions: Sequence[int] | np.ndarray) -> list[str | None]:
         """The utterance (with `anchor="utterance"`; else None) of the clip at each epoch position: what a
         shuffled-pairs control pairs a clip with instead of its own."""
         pos = np.asarray(positions, dtype=np.int64) % self.plan.num_candidates
         rows, _ = self.plan.at(epoch, pos)
-        out: list[Optional[str]] = []
+        out: list[str | None] = []
         for r in rows:
             a = int(self.segments.anchor[r])
             meta = self.sources[int(self.segments.source[r])].meta(int(self.segments.video[r])) if a >= 0 else None

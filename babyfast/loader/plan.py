@@ -52,14 +52,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
 from babyfast import _core
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 ORDERS = ("shuffle", "age", "age_mix")
 DEFAULT_WINDOW = 8192
@@ -68,7 +69,7 @@ MAX_CANDIDATES = 2**62
 __all__ = ["ORDERS", "DEFAULT_WINDOW", "ClipPlan"]  # RankBatches, worker_batch_indices: the loader's machinery
 
 
-def _int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
+def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     """`value` as a Python int within [minimum, maximum], or a TypeError/ValueError naming `name`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -97,7 +98,7 @@ def _frames_array(frames: Any) -> np.ndarray:
     return arr
 
 
-def _ages_array(ages: Any, num_videos: int) -> Optional[np.ndarray]:
+def _ages_array(ages: Any, num_videos: int) -> np.ndarray | None:
     if ages is None:
         return None
     arr = np.asarray(ages)
@@ -142,7 +143,7 @@ class ClipPlan:
         frames: Any,
         ages: Any,
         span: int,
-        stride: Optional[int] = None,
+        stride: int | None = None,
         order: str = "shuffle",
         seed: int = 0,
         window: int = DEFAULT_WINDOW,
@@ -159,9 +160,9 @@ class ClipPlan:
             if self._ages is None:
                 raise ValueError(f"order = {order!r} sorts videos by age: pass ages (days per video, NaN = unknown)")
             if np.isnan(self._ages).all():
-                logger.warning("order = %r but every age is unknown (NaN): videos keep their index order", order)
+                log.warning("order = %r but every age is unknown (NaN): videos keep their index order", order)
         self._core = _core.ClipPlanner(self._frames, self._ages, span, stride, order, seed, window)
-        logger.debug(
+        log.debug(
             "clip plan: %d candidates over %d videos (span=%d, stride=%d, order=%s, window=%d)",
             self.num_candidates, self.num_videos, span, stride, order, window,
         )
@@ -205,7 +206,7 @@ class ClipPlan:
         return view
 
     @property
-    def ages(self) -> Optional[np.ndarray]:
+    def ages(self) -> np.ndarray | None:
         """Age in days per video (a read-only view), or None."""
         if self._ages is None:
             return None
@@ -237,7 +238,7 @@ class ClipPlan:
         consumer: int = 0,
         world: int = 1,
         start: int = 0,
-        count: Optional[int] = None,
+        count: int | None = None,
         drop_last: bool = True,
         offset: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:

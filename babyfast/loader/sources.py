@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -124,8 +125,8 @@ class StoreSource:
     def _video(self, v: int) -> Any:
         """Video v's checked metadata (a StoredVideo), or a str saying why the loader cannot use it."""
         if v not in self._videos:
+            from babyfast.store._validate import load_video
             from babyfast.store.layout import StoreError
-            from babyfast.store.validate import load_video
 
             if self._reader is None:
                 self._ensure()
@@ -164,7 +165,7 @@ class StoreSource:
             self._reader = ChunkReader(self.path, threads=self.threads, verify=True)
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="babyfast-decode")
         if not self.device.startswith("cuda") and self._dali_cpu is None and self.decoder != "pyav":
-            from babyfast.loader.dali_decode import CPU_CODECS, DaliGopDecoder
+            from babyfast.loader._dali_decode import CPU_CODECS, DaliGopDecoder
 
             if self.info.codec in CPU_CODECS:
                 try:
@@ -179,7 +180,7 @@ class StoreSource:
         if self.device.startswith("cuda") and self._gpu is None and self.info.codec != "raw":  # raw: zstd on the CPU
             import torch
 
-            from babyfast.loader.dali_decode import DaliGopDecoder
+            from babyfast.loader._dali_decode import DaliGopDecoder
 
             index = torch.device(self.device).index
             self._gpu = DaliGopDecoder(self.info.codec, torch.cuda.current_device() if index is None else index,

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load on first use
     from .codec import GopCodec
-    from .layout import FORMAT_VERSION, StoreError, StoreInfo, open_store
+    from .layout import FORMAT_VERSION, StoreError, StoreInfo, open_store, read_index, store_info
     from .reader import ChunkReader
+    from .summary import check, format_summary, summarize
 
 __all__ = ["FORMAT_VERSION", "ChunkReader", "GopCodec", "StoreError", "StoreInfo", "check", "format_summary",
            "open_store", "read_index", "store_info", "summarize"]

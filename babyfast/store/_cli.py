@@ -43,7 +43,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
 
 
 def _part(text: str) -> tuple[int, int]:
-    from babyfast.store.ids import parse_part
+    from babyfast.store._ids import parse_part
 
     try:
         return parse_part(text)
@@ -133,8 +133,8 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         if args.repair:
+            from babyfast.store._lock import StoreLock
             from babyfast.store.layout import repair_groups, store_info
-            from babyfast.store.lock import StoreLock
 
             store_info(args.store)  # a store, before anything is written into it
             with StoreLock(args.store, wait=None):

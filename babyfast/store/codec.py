@@ -8,8 +8,8 @@ the loader. Frame sizes need not be even: frames are padded to even sizes for 4:
 from __future__ import annotations
 
 import io
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import av

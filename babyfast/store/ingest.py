@@ -1,11 +1,11 @@
 """`babyfast ingest SRC STORE`: recordings -> a GOP-chunked zarr v3 store, resumable and idempotent.
 
-One ingest writes a store at a time: it holds the store's lock (`babyfast.store.lock`) for its whole run,
+One ingest writes a store at a time: it holds the store's lock (`babyfast.store._lock`) for its whole run,
 and a second one waits for it (`wait=`) or is refused, told who holds it. Each video is written under
 `.partial/` by a worker process, checked to hold every chunk, and renamed into `videos/<id>` only then,
 so a crash or a kill never leaves a half-written video visible, and the next run redoes it. Workers die
 with the run that started them. A video already complete with the same sha256 is skipped; which id a
-recording gets, and when a stored video may be replaced, is `babyfast.store.ids`'s rule. Bad input
+recording gets, and when a stored video may be replaced, is `babyfast.store._ids`'s rule. Bad input
 (empty, truncated, not a video, audio only, undecodable frames, hostile headers and timestamps, bad CSV
 rows) never stops the run: each problem is listed at the end and kept in the store's ingest log, and the
 exit code says whether any file had one.
@@ -27,14 +27,21 @@ from typing import Any
 import numpy as np
 
 from babyfast._pool import Bar, is_broken, run_jobs
+from babyfast.store import _limits as limits
+from babyfast.store import _sidecars as sidecars
 from babyfast.store import layout as fmt
-from babyfast.store import limits
-from babyfast.store import sidecars
+from babyfast.store._ids import assign_ids, in_part, parse_part, video_id
+from babyfast.store._lock import StoreLock
 from babyfast.store.codec import CODECS, DEFAULT_QUALITY
-from babyfast.store.ids import assign_ids, in_part, parse_part, video_id
-from babyfast.store.lock import StoreLock
-from babyfast.store.recording import (VIDEO_EXTENSIONS, SourceError, SourceReport, iter_frames, open_source,
-                                   sha256_file, stream_duration)
+from babyfast.store.recording import (
+    VIDEO_EXTENSIONS,
+    SourceError,
+    SourceReport,
+    iter_frames,
+    open_source,
+    sha256_file,
+    stream_duration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +171,7 @@ def _ingest_one(job: dict[str, Any], progress: Any = None) -> dict[str, Any]:
     `progress(n)` is told of every n frames written. `job["options"]` is the run's resolved IngestOptions."""
     import zarr
 
-    from babyfast.store.validate import verify_complete
+    from babyfast.store._validate import verify_complete
 
     store, vid, src = Path(job["store"]), job["id"], Path(job["source"])
     opts: IngestOptions = job["options"]
@@ -295,7 +302,7 @@ def ingest(src: str | os.PathLike[str], store: str | os.PathLike[str], options: 
         its fields may also be given as keywords (`fps=10, size=256`), which override `options`.
     transcripts, ages: CSV files (default: SRC/utterances.csv and SRC/ages.csv when there).
     part: "K/N" (or (K, N)): only this run's deterministic share of the recordings under `src`, for N
-        runs writing N stores (see `babyfast.store.ids`).
+        runs writing N stores (see `babyfast.store._ids`).
     wait: when another ingest holds the store: None refuses at once (StoreLocked, naming it), a number
         of seconds waits up to that long, math.inf as long as it takes.
 

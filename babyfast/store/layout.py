@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from babyfast.store import limits
 from babyfast._atomic import temp_target, write_bytes
+from babyfast.store import _limits as limits
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ def publish(path: str | os.PathLike[str], built: Path, dest: str) -> None:
 def clear_partials(path: str | os.PathLike[str]) -> list[str]:
     """Clean up after interrupted writes: half-built nodes are removed; a node moved aside by `publish`
     whose replacement never arrived is moved back. Only the holder of the store's lock (see
-    `babyfast.store.lock`) calls this, before its run writes anything: every partial there belongs to
+    `babyfast.store._lock`) calls this, before its run writes anything: every partial there belongs to
     a run that has ended, and its workers with it."""
     root = Path(path)
     pdir = root / PARTIAL

@@ -14,13 +14,14 @@ import json
 import logging
 import operator
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from babyfast._core import ChunkBatch, ShardReader
 from babyfast._fork import rebuild_after_fork
-from babyfast.store import limits
+from babyfast.store import _limits as limits
 from babyfast.store.layout import bounded_int
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def _name(codec: Any) -> Any:
 def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> VideoLayout:
     """Validate a frames array's zarr.json (already parsed) and extract its layout; LayoutError otherwise.
 
-    Every number is checked against `babyfast.store.limits`, so what the reader builds from a layout (one
+    Every number is checked against `babyfast.store._limits`, so what the reader builds from a layout (one
     request per chunk asked for, one index read per shard) is bounded by the request, never by a claim.
     """
     path = frames_dir / "zarr.json"

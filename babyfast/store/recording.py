@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import av
 import numpy as np
 
-from babyfast.store import limits
+from babyfast.store import _limits as limits
 
 log = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ def _plan_video(reader: Any, info: fmt.StoreInfo, v: str, indexed_frames: int,
                 result: CheckResult) -> tuple[dict[str, Any], Any] | None:
     """Check one video's metadata and shard indexes; returns (attrs, layout), or None when the loader
     would skip the whole video (the finding is recorded)."""
-    from babyfast.store.validate import load_video, overlapping_chunks
+    from babyfast.store._validate import load_video, overlapping_chunks
 
     try:
         video = load_video(reader, info, v, indexed_frames=indexed_frames)
@@ -122,7 +122,7 @@ def _plan_video(reader: Any, info: fmt.StoreInfo, v: str, indexed_frames: int,
 
 def check(store: str | os.PathLike[str], threads: int = 2, progress: bool = True) -> CheckResult:
     """Everything the loader relies on: the root attributes, the index, each video's metadata (the same
-    judge as the loader's, `babyfast.store.validate.load_video`), every shard index (no two chunks on the
+    judge as the loader's, `babyfast.store._validate.load_video`), every shard index (no two chunks on the
     same bytes), and every chunk read through the C++ reader (chunk crc32c) and decoded. Names each bad one."""
     from babyfast.store.reader import ChunkReader
 

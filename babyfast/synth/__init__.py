@@ -34,7 +34,9 @@ _EXPORTS = {
     "read_vocabulary": "vocab", "write_vocabulary": "vocab",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["CATEGORIES", "Category", "Corpus", "PROBE_INSTANCES", "RecordingInfo", "SUITES", "TRAIN_INSTANCES",
+           "Truth", "load_truth", "parse_size", "plan_corpus", "read_vocabulary", "write_corpus", "write_probes",
+           "write_vocabulary"]
 
 
 def __getattr__(name: str) -> Any:

@@ -32,9 +32,10 @@ from pathlib import Path
 
 from babyfast._atomic import atomic_open, write_text
 from babyfast._pool import run_jobs
+
+from ._children import AgeModel, child_world
+from ._encode import CODECS, codec_extension
 from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usable_folder
-from .children import AgeModel, child_world
-from .encode import CODECS, codec_extension
 from .truth import TRUTH_DIR
 from .vocab import write_vocabulary
 
@@ -125,7 +126,7 @@ def render_recording(spec, out: Path, codec: str = "h264", gop: int | None = Non
 
     `report(n)` is called with the number of frames done since the last call.
     """
-    from .encode import VideoWriter
+    from ._encode import VideoWriter
     from .world import Recording
 
     out = Path(out)

@@ -54,15 +54,15 @@ import numpy as np
 
 from babyfast._atomic import write_bytes, write_text
 from babyfast._pool import run_jobs
+
+from ._children import stream
+from ._compose import Layer, compose
 from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usable_folder
-from .children import stream
-from .compose import Layer, compose
-from .geometry import HORIZON, PANO_W, View, clamp_view
-from .occluders import occluder_sprite, occluder_style
-from .people import face_sprite, hand_sprite, person_style, torso_sprite
-from .png import encode_png
-from .room import make_room
-from .sprites import (
+from ._geometry import HORIZON, PANO_W, View, clamp_view
+from ._occluders import occluder_sprite, occluder_style
+from ._people import face_sprite, hand_sprite, person_style, torso_sprite
+from ._room import make_room
+from ._sprites import (
     ANGLE_BUCKETS,
     Sprite,
     angle_bucket,
@@ -70,7 +70,8 @@ from .sprites import (
     shadow_sprite,
     size_bucket,
 )
-from .toys import toy_sprite
+from ._toys import toy_sprite
+from .png import encode_png
 from .truth import FACE_TRACK, OCCLUDER_TRACK
 from .vocab import CATEGORIES, PROBE_INSTANCES, VOCAB_FILE, write_vocabulary
 

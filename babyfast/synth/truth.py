@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from babyfast._atomic import atomic_open
+
 from .vocab import CATEGORIES
 
 __all__ = ["Truth", "TruthBuilder", "load_truth", "TRUTH_DIR", "FACE_TRACK", "OCCLUDER_TRACK", "HAND_TRACK"]

@@ -2,7 +2,7 @@
 
 One vocabulary serves the utterances of the corpus and the word–referent probes, so that a word a model
 hears in training is the word it is tested on. Each category has a distinct shape family (drawn in
-`babyfast.synth.toys`); instances of a category differ in colour, texture and proportions. Instances
+`babyfast.synth._toys`); instances of a category differ in colour, texture and proportions. Instances
 `TRAIN_INSTANCES` appear in training recordings, `PROBE_INSTANCES` only in probes.
 """
 from __future__ import annotations

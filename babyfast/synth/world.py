@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
-from .children import AgeModel, ChildWorld, child_world, stream
-from .compose import Layer, compose
-from .geometry import FLOOR_FAR, FLOOR_NEAR, HORIZON, PANO_W, View, clamp_view, depth_factor
-from .occluders import occluder_sprite, occluder_style
-from .people import GAZE_CAMERA, face_sprite, hand_sprite, torso_sprite
-from .room import Room, make_room
-from .sprites import angle_bucket, capsule_sprite, shadow_sprite, size_bucket
-from .toys import toy_sprite, toy_world_size
-from .speech import caregiver_utterances
+from ._children import AgeModel, ChildWorld, child_world, stream
+from ._compose import Layer, compose
+from ._geometry import FLOOR_FAR, FLOOR_NEAR, HORIZON, PANO_W, View, clamp_view, depth_factor
+from ._occluders import occluder_sprite, occluder_style
+from ._people import GAZE_CAMERA, face_sprite, hand_sprite, torso_sprite
+from ._room import Room, make_room
+from ._speech import caregiver_utterances
+from ._sprites import angle_bucket, capsule_sprite, shadow_sprite, size_bucket
+from ._toys import toy_sprite, toy_world_size
 from .truth import FACE_TRACK, HAND_TRACK, OCCLUDER_TRACK, TruthBuilder
 from .vocab import CATEGORIES
 
@@ -76,15 +76,15 @@ class Thing:
     vh: float = 0.0
     angle: float = 0.0
     state: int = REST
-    holder: "Hand | None" = None
+    holder: Hand | None = None
     category: int = -1
     instance: int = -1
     size: float = 30.0
     style: object = None
     width: float = 0.0
     height: float = 0.0
-    covering: "Thing | None" = None  # a blanket lying over a toy
-    covered_by: "Thing | None" = None
+    covering: Thing | None = None  # a blanket lying over a toy
+    covered_by: Thing | None = None
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ import pytest
 
 from babyfast.store.reader import ChunkReader
 from bench.reader import ZarrRoute, make_bench_store
+
 READS = 512
 BATCH = 32
 THREADS = 2

@@ -9,8 +9,8 @@ that names the file or folder and what is wrong.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..suites import Suite
 from . import intphys, labeled_s, model_vs_baby, two_word

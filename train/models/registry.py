@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch.nn as nn
 

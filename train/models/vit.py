@@ -19,7 +19,8 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -94,8 +95,8 @@ class PatchEmbed(nn.Module):
                              f"{self.tubelet}; use clip lengths divisible by {tt} and sizes by {p}")
         return t // tt, h // p, w // p
 
-    def forward(self, video: torch.Tensor, pos_embed: Optional[torch.Tensor] = None,
-                visible: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, video: torch.Tensor, pos_embed: torch.Tensor | None = None,
+                visible: torch.Tensor | None = None) -> torch.Tensor:
         dtype = _compute_dtype(video.device, self.proj.weight.dtype)
         return patchify(video, self.tubelet, self.mean, self.std, weight=self.proj.weight, bias=self.proj.bias,
                         pos_embed=pos_embed, visible=visible, dtype=dtype, backend=self.backend)
@@ -118,7 +119,7 @@ class Attention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
         bias = None
         if self.q_bias is not None and self.v_bias is not None:
@@ -165,7 +166,7 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -229,8 +230,8 @@ class VideoViT(nn.Module):
     def grid(self, video_shape: Sequence[int]) -> tuple[int, int, int]:
         return self.patch_embed.grid(video_shape)
 
-    def forward(self, video: torch.Tensor, visible: Optional[torch.Tensor] = None,
-                key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, video: torch.Tensor, visible: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         pos = self.pos.get(self.grid(video.shape), video.device)
         x = self.patch_embed(video, pos_embed=pos, visible=visible)
         for block in self.blocks:

@@ -1,8 +1,9 @@
 """What every objective gives the loop: a loss from a batch, and its size (tokens, FLOPs) for the logs."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
@@ -17,7 +18,7 @@ class ObjectiveOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # scalar tensors, logged beside the loss
     # what the loop differentiates, if not `loss` (a loss over negatives gathered from every rank is
     # scaled by the world size, so that DDP's average of the ranks' gradients is its whole gradient)
-    backward: Optional[torch.Tensor] = None
+    backward: torch.Tensor | None = None
 
     @property
     def to_differentiate(self) -> torch.Tensor:

@@ -17,7 +17,7 @@ their order and augmentation are unchanged, and each utterance is still used onc
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -92,7 +92,7 @@ class Contrastive(Objective):
     def __init__(self, encoder: VideoViT, vocabulary: Vocabulary, embed_dim: int = 256, text_dim: int = 256,
                  text_encoder: Literal["mean", "transformer"] = "mean", text_depth: int = 2, text_heads: int = 4,
                  max_words: int = 32, temperature: float = 0.07, max_logit_scale: float = 100.0,
-                 shuffle_pairs: bool = False, min_count: int = 1, max_vocab: Optional[int] = None,
+                 shuffle_pairs: bool = False, min_count: int = 1, max_vocab: int | None = None,
                  seed: int = 0) -> None:
         super().__init__()
         if not isinstance(encoder, VideoViT):
@@ -111,7 +111,7 @@ class Contrastive(Objective):
         self.embed_dim = embed_dim
 
     # ---------------------------------------------------------------------------------------- inputs
-    def pair_texts(self, batch: Any, loader: Any) -> list[Optional[str]]:
+    def pair_texts(self, batch: Any, loader: Any) -> list[str | None]:
         """The utterance each clip is paired with: its own, or under `shuffle_pairs` the one of the clip at
         a keyed permutation of its epoch position."""
         if not self.shuffle_pairs:
@@ -139,7 +139,7 @@ class Contrastive(Objective):
         return F.normalize(self.text_proj(self.text(ids, mask)).float(), dim=-1)
 
     def forward(self, batch: dict[str, Any], step: int, offset: int = 0,  # type: ignore[override]
-                total: Optional[int] = None) -> ObjectiveOutput:
+                total: int | None = None) -> ObjectiveOutput:
         video = gather_with_local_grad(self.embed_video(batch["video"]))
         text = gather_with_local_grad(self.embed_text(batch["text_ids"], batch["text_mask"]))
         device = video.device
@@ -201,7 +201,7 @@ class VideoMAEContrastive(Objective):
         return self.contrastive.inputs(batch, loader)
 
     def forward(self, batch: dict[str, Any], step: int, offset: int = 0,  # type: ignore[override]
-                total: Optional[int] = None) -> ObjectiveOutput:
+                total: int | None = None) -> ObjectiveOutput:
         mae = self.mae(batch, step, offset, total)
         con = self.contrastive(batch, step, offset, total)
         loss = mae.loss + self.weight * con.loss

@@ -13,7 +13,7 @@ the masked tubelets: no second decode, no float copy of the clip. Their feature 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -83,8 +83,8 @@ class VideoMAE(Objective):
         seed: key of the masks (with the step).
     """
 
-    def __init__(self, encoder: VideoViT, mask_ratio: float = 0.9, decoder_dim: Optional[int] = None,
-                 decoder_depth: int = 4, decoder_heads: Optional[int] = None, norm_pix_loss: bool = True,
+    def __init__(self, encoder: VideoViT, mask_ratio: float = 0.9, decoder_dim: int | None = None,
+                 decoder_depth: int = 4, decoder_heads: int | None = None, norm_pix_loss: bool = True,
                  seed: int = 0) -> None:
         super().__init__()
         if not isinstance(encoder, VideoViT):
@@ -114,7 +114,7 @@ class VideoMAE(Objective):
         return self._samplers[grid]
 
     def forward(self, batch: dict[str, Any], step: int, offset: int = 0,  # type: ignore[override]
-                total: Optional[int] = None) -> ObjectiveOutput:
+                total: int | None = None) -> ObjectiveOutput:
         video = batch["video"]
         grid = self.encoder.grid(video.shape)
         mask = self.sampler(grid).sample(step, video.shape[0], video.device, offset, total)

@@ -6,8 +6,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .raster import Canvas, Colour, box, ellipse, hsv, mix, pattern
-from .sprites import Sprite, bucket_size, to_sprite
+from ._raster import Canvas, Colour, box, ellipse, hsv, mix, pattern
+from ._sprites import Sprite, bucket_size, to_sprite
 
 __all__ = ["OccluderStyle", "occluder_style", "occluder_sprite", "OCCLUDER_KINDS"]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
-from .raster import (
+from ._raster import (
     PATTERNS,
     Canvas,
     Colour,
@@ -26,7 +26,7 @@ from .raster import (
     polygon,
     star_points,
 )
-from .sprites import Sprite, bucket_angle, bucket_size, to_sprite
+from ._sprites import Sprite, bucket_angle, bucket_size, to_sprite
 from .vocab import CATEGORIES
 
 __all__ = ["ToyStyle", "toy_style", "toy_sprite", "toy_world_size", "N_INSTANCES"]
@@ -81,7 +81,7 @@ def _palette_colour(rng: np.random.Generator, palette: str) -> Colour:
     return hsv(rng.uniform(0, 360), rng.uniform(0.55, 0.95), rng.uniform(0.6, 0.97))
 
 
-@lru_cache(maxsize=None)
+@cache
 def toy_style(category: int, instance: int) -> ToyStyle:
     """The look of instance `instance` of category `category` (ValueError outside the known ranges)."""
     if not 0 <= category < len(CATEGORIES):

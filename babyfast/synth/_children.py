@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .people import PersonStyle, person_style
-from .raster import Colour, hsv, mix
+from ._people import PersonStyle, person_style
+from ._raster import Colour, hsv, mix
 from .vocab import CATEGORIES, TRAIN_INSTANCES
 
 __all__ = ["AgeModel", "ChildWorld", "child_world", "stream"]

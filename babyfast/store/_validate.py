@@ -3,7 +3,7 @@
 `load_video` is the one judge of a video's metadata: `babyfast check` reports what it refuses and the
 loader skips the videos it refuses, so `check` says "all sound" exactly when the loader will not trip.
 Every claim (frames, shapes, timestamps, utterances) is checked against the limits of
-`babyfast.store.limits` and against the other claims and the files on disk before anything is allocated
+`babyfast.store._limits` and against the other claims and the files on disk before anything is allocated
 from it.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from babyfast.store import _limits as limits
 from babyfast.store import layout as fmt
-from babyfast.store import limits
 from babyfast.store.reader import ChunkReader, LayoutError, VideoLayout, _parse_layout
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ only after it has shown them all; one drawn less often shows a different part in
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class MixedPlan:
     """
 
     def __init__(self, plans: Sequence[ClipPlan], rows: Sequence[np.ndarray], weights: Sequence[float], seed: int,
-                 epoch_clips: Optional[int] = None) -> None:
+                 epoch_clips: int | None = None) -> None:
         if len(plans) != len(weights) or len(plans) != len(rows):
             raise ValueError(f"one weight per store: {len(plans)} stores, {len(weights)} weights")
         self.plans, self.rows = list(plans), [np.asarray(r, dtype=np.int64) for r in rows]

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .raster import Canvas, Colour, box, capsule, ellipse, hsv, mix
-from .sprites import Sprite, bucket_angle, bucket_size, to_sprite
+from ._raster import Canvas, Colour, box, capsule, ellipse, hsv, mix
+from ._sprites import Sprite, bucket_angle, bucket_size, to_sprite
 
 __all__ = ["PersonStyle", "person_style", "face_sprite", "torso_sprite", "hand_sprite", "GAZE_CAMERA"]
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .raster import segment_distance
+from ._raster import segment_distance
 
 # Sizes are quantised geometrically: neighbouring buckets differ by 8%, below what a viewer notices.
 _SIZE_STEP = 1.08

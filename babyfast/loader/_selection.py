@@ -6,13 +6,14 @@ segments, so the filters (subjects, a held-out subject list, an age range) act i
 excluded video has no candidate, nothing is read and skipped.
 
 With several stores the segments of all of them form one table (`source` says which store); mixing
-weights are applied by `babyfast.loader.mixing.MixedPlan` over the stores' parts of it.
+weights are applied by `babyfast.loader._mixing.MixedPlan` over the stores' parts of it.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,9 +27,9 @@ class Filters:
     """Videos clips may come from: `subjects` (None: all), minus `exclude_subjects`, with an age in days
     inside `age_days` (inclusive; a video of unknown age is excluded by an age range)."""
 
-    subjects: Optional[tuple[str, ...]] = None
+    subjects: tuple[str, ...] | None = None
     exclude_subjects: tuple[str, ...] = ()
-    age_days: Optional[tuple[float, float]] = None
+    age_days: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.age_days is not None:

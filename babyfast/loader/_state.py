@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["SharedResume", "check_state", "STATE_FORMAT"]
 
@@ -72,7 +72,7 @@ class SharedResume:
         return bool(self._array[3])
 
 
-def _int(state: dict[str, Any], key: str, low: int = 0, high: Optional[int] = None) -> int:
+def _int(state: dict[str, Any], key: str, low: int = 0, high: int | None = None) -> int:
     value = state[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"loader state: {key!r} must be an int, got {type(value).__name__} {value!r}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from babyfast.store import limits
+from babyfast.store import _limits as limits
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import HORIZON, PANO_H, PANO_W, View, depth_factor
-from .raster import hsv, mix, value_noise
+from ._geometry import HORIZON, PANO_H, PANO_W, View, depth_factor
+from ._raster import hsv, mix, value_noise
 
 __all__ = ["Room", "make_room", "WALL_KINDS", "FLOOR_KINDS"]
 

@@ -9,7 +9,7 @@ first and only copy), so DALI's output buffers are released before the next run.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sprites import Sprite
+from ._sprites import Sprite
 
 __all__ = ["Layer", "Seen", "compose"]
 
