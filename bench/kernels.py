@@ -21,12 +21,14 @@ command, date, FLOP formula, every measurement, and a README table for bench/rep
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -72,7 +74,7 @@ def _machine() -> dict:
     import triton
 
     try:
-        import xformers
+        import xformers  # pyright: ignore[reportMissingImports]  # optional, absent here
 
         xf = xformers.__version__
     except ImportError:
@@ -90,7 +92,8 @@ def _bench(fn: Callable[[], object]) -> float:
 
     fn()
     torch.cuda.synchronize()
-    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+    # return_mode="median" returns one float; the stub types the list-returning modes too
+    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))  # pyright: ignore[reportArgumentType]
 
 
 def _best_config(module: str, tuner: str) -> str | None:
@@ -105,7 +108,7 @@ class CudaContextLost(RuntimeError):
     """A failure left the CUDA context unusable (e.g. an illegal memory access): nothing more can be timed."""
 
 
-def _try(fn: Callable[[], float]) -> dict[str, object]:
+def _try(fn: Callable[[], float]) -> dict[str, Any]:
     try:
         return {"ms": fn()}
     except Exception as e:  # a backend missing or refusing the shape: record why, go on
@@ -116,6 +119,28 @@ def _try(fn: Callable[[], float]) -> dict[str, object]:
             raise CudaContextLost(f"{error}; then synchronize failed: {type(sticky).__name__}: "
                                   f"{str(sticky)[:300]}") from e
         return {"ms": None, "error": error}
+
+
+def _time(fn: Callable[..., object], *args, **kwargs) -> dict[str, Any]:
+    """_try(_bench(fn(*args, **kwargs))), with the arguments bound now (no closure over loop variables); the
+    references go once the timing returns, so a `del` after it frees the tensors."""
+    return _try(lambda: _bench(functools.partial(fn, *args, **kwargs)))
+
+
+def _patchify_fwd_bwd(K, video, kernel, weight, bias, pos_embed, visible, backend) -> None:
+    out = K.patchify(video, kernel, weight=weight, bias=bias, pos_embed=pos_embed, visible=visible,
+                     dtype=torch.bfloat16, backend=backend)
+    torch.autograd.grad(out, (weight, bias, pos_embed), torch.ones_like(out))
+
+
+def _attention_fwd(K, q, k, v, backend):
+    with torch.no_grad():
+        return K.attention(q, k, v, backend=backend)
+
+
+def _attention_fwd_bwd(K, q, k, v, dout, backend) -> None:
+    out = K.attention(q, k, v, backend=backend)
+    torch.autograd.grad(out, (q, k, v), dout)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -149,8 +174,7 @@ def bench_patchify(K, batches: list[int], quick: bool, copy_gb_s: float, rows: l
             row = {"kind": "tokens", "batch": b, "visible": n_tok, "tokens": b * n_tok, "bytes": read + out_bytes}
             rows.append(row)
             for backend in ("triton", "torch", "compile"):
-                r = _try(lambda: _bench(lambda: K.patchify(video, (t, p, p), visible=visible, dtype=torch.bfloat16,
-                                                            backend=backend)))
+                r = _time(K.patchify, video, (t, p, p), visible=visible, dtype=torch.bfloat16, backend=backend)
                 if r["ms"]:
                     r["gb_s"] = (read + out_bytes) / r["ms"] / 1e6
                     r["of_copy"] = r["gb_s"] / copy_gb_s
@@ -165,8 +189,8 @@ def bench_patchify(K, batches: list[int], quick: bool, copy_gb_s: float, rows: l
                 row = {"kind": "embed", "batch": b, "visible": n_tok, "D": d, "flops": flops}
                 rows.append(row)
                 for backend in ("triton", "torch", "compile"):
-                    r = _try(lambda: _bench(lambda: K.patchify(video, (t, p, p), weight=w, bias=bias, pos_embed=pos,
-                                                                visible=visible, backend=backend)))
+                    r = _time(K.patchify, video, (t, p, p), weight=w, bias=bias, pos_embed=pos, visible=visible,
+                              backend=backend)
                     if r["ms"]:
                         r["tflop_s"] = flops / r["ms"] / 1e9
                     row[backend] = r
@@ -186,11 +210,7 @@ def bench_patchify(K, batches: list[int], quick: bool, copy_gb_s: float, rows: l
             row = {"kind": "embed_fwd_bwd", "batch": b, "visible": n_tok, "D": d}
             rows.append(row)
             for backend in ("triton", "torch", "compile"):
-                def step(backend=backend):
-                    out = K.patchify(video, (t, p, p), weight=w, bias=bias, pos_embed=pos, visible=visible,
-                                     dtype=torch.bfloat16, backend=backend)
-                    torch.autograd.grad(out, (w, bias, pos), torch.ones_like(out))
-                row[backend] = _try(lambda: _bench(step))
+                row[backend] = _time(_patchify_fwd_bwd, K, video, (t, p, p), w, bias, pos, visible, backend)
             del visible
         del video
         torch.cuda.empty_cache()
@@ -215,16 +235,8 @@ def bench_attention(K, quick: bool, rows: list[dict]) -> list[dict]:
             row = {"B": b, "H": h, "N": n, "D": d, "dtype": "bfloat16", "fwd_flops": fwd_flops}
             rows.append(row)
             for backend in ATTN_BACKENDS:
-                def fwd(backend=backend):
-                    with torch.no_grad():
-                        return K.attention(q, k, v, backend=backend)
-
-                def fwd_bwd(backend=backend):
-                    out = K.attention(qg, kg, vg, backend=backend)
-                    torch.autograd.grad(out, (qg, kg, vg), dout)
-
-                r = _try(lambda: _bench(fwd))
-                rb = _try(lambda: _bench(fwd_bwd))
+                r = _time(_attention_fwd, K, q, k, v, backend)
+                rb = _time(_attention_fwd_bwd, K, qg, kg, vg, dout, backend)
                 entry = {"fwd_ms": r["ms"], "fwd_bwd_ms": rb["ms"]}
                 if r["ms"]:
                     entry["fwd_tflop_s"] = fwd_flops / r["ms"] / 1e9
@@ -240,7 +252,7 @@ def bench_attention(K, quick: bool, rows: list[dict]) -> list[dict]:
                 ours = present.get("triton")
                 others = {kk: vv for kk, vv in present.items() if kk != "triton"}
                 if ours and others:
-                    best = max(others, key=others.get)
+                    best = max(others, key=others.__getitem__)
                     row[f"{metric}_best_other"] = best
                     row[f"{metric}_vs_best"] = ours / others[best]
                     if "sdpa-flash" in others:

@@ -154,7 +154,8 @@ def main() -> int:
                  f"{100 * r['target']['random_init_ci'][1]:.1f}]",
                  f"{100 * r['target']['chance']:.0f}", "met" if r["target"]["met"] else "missed"] for r in runs]
         path = write_result(args.name, {
-            "children": args.children, "hours": args.hours, "size": args.size, "trials": args.trials, "minutes": minutes, "runs": runs,
+            "children": args.children, "hours": args.hours, "size": args.size, "trials": args.trials,
+            "minutes": minutes, "runs": runs,
             "table": {"title": f"Does it learn? vit_tiny on BabyWorld, CPU, {minutes:.0f} minutes in all "
                                f"(bench/learn.py; plot bench/results/{args.name}.png)",
                       "columns": ["objective", "steps", "loss", "target milestone", "trained % [95% CI]",

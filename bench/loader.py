@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,8 @@ class _ClipsFromFiles(torch.utils.data.Dataset):
                  n: int, seed: int = 0) -> None:
         from babyfast.loader.augment import Augment
 
-        self.paths, self.durations, self.sizes, self.decoder, self.n, self.seed = paths, durations, sizes, decoder, n, seed
+        self.paths, self.durations, self.sizes = paths, durations, sizes
+        self.decoder, self.n, self.seed = decoder, n, seed
         self.augment = Augment(size=CROP)  # the default crop and flip: the same draws as ClipLoader's
 
     def __len__(self) -> int:
@@ -131,8 +132,9 @@ class _ClipsFromFiles(torch.utils.data.Dataset):
                 resize = {} if size == (out[0].width, out[0].height) else \
                     dict(width=size[0], height=size[1], interpolation="AREA")
                 return torch.from_numpy(np.stack([f.reformat(format="rgb24", **resize).to_ndarray() for f in out]))
-        from torchcodec.decoders import VideoDecoder
-        from torchcodec.transforms import Resize
+        # the documented public import paths (pyright sees the re-exports as private)
+        from torchcodec.decoders import VideoDecoder  # pyright: ignore[reportPrivateImportUsage]
+        from torchcodec.transforms import Resize  # pyright: ignore[reportPrivateImportUsage]
 
         h, w = self.sizes[v]  # known up front, as a dataset's index would know it
         transforms = [] if size == (w, h) else [Resize((size[1], size[0]))]
@@ -155,7 +157,7 @@ def _cpu_seconds() -> dict[int, float]:
     return out
 
 
-def _forever(iterable: Iterable) -> Iterable:
+def _forever(iterable: Iterable) -> Generator:
     while True:  # successive epochs
         yield from iterable
 
@@ -199,7 +201,8 @@ def _prepare(work: Path, minutes: float) -> tuple[Path, Path, Path]:
         if not out.exists():
             # ingest's geometry (short side to 256 with the area filter, centre crop, 10 fps) and the store's
             # picture quality (x264 crf 18, preset veryfast); the GOP stays x264's default, as users have it
-            vf = f"fps={FPS_OUT},scale={SHORT}:{SHORT}:force_original_aspect_ratio=increase:flags=area,crop={SHORT}:{SHORT}"
+            vf = (f"fps={FPS_OUT},scale={SHORT}:{SHORT}:force_original_aspect_ratio=increase:flags=area,"
+                  f"crop={SHORT}:{SHORT}")
             # ffmpeg writes the file itself: to the project's temporary name (a reused --keep folder never
             # takes a half-written file for a finished one), moved over the final name once complete
             part = temp_path(out)

@@ -18,7 +18,8 @@ each inner chunk (payload + crc32c suffix, no decoding):
                     not cache it; this variant gives zarr the advantage our reader's index cache has)
 
 The ratio is taken against the faster of the two zarr variants. cpp rows are also measured with
-verify=False; for context, zarr's ordinary array slice of one chunk (which also decodes it) is timed too. The page cache is not dropped (warm cache): every shard
+verify=False; for context, zarr's ordinary array slice of one chunk (which also decodes it) is timed too.
+The page cache is not dropped (warm cache): every shard
 is read once before timing, so this measures the readers, not the disk. Each number is the median of
 --repeat runs. Writes bench/results/reader.json (the README table comes from it).
 
@@ -102,11 +103,12 @@ class ZarrRoute:
         self._videos: dict[str, _ZarrVideo] = {}
         for vid in video_ids:
             arr = zarr.open_array(str(store / "videos" / vid / "frames"), mode="r")
-            codec = arr.metadata.codecs[0]
+            meta: Any = arr.metadata  # v3 (sharded) here; zarr types it as the v2 | v3 union
+            codec = meta.codecs[0]
             if not isinstance(codec, ShardingCodec):
                 raise ValueError(f"video {vid!r}: frames array is not sharded ({codec})")
-            s = arr.metadata.chunk_grid.chunk_shape[0] // codec.chunk_shape[0]
-            self._videos[vid] = _ZarrVideo(arr.store_path, codec, arr.metadata.encode_chunk_key, s)
+            s = meta.chunk_grid.chunk_shape[0] // codec.chunk_shape[0]
+            self._videos[vid] = _ZarrVideo(arr.store_path, codec, meta.encode_chunk_key, s)
 
     async def _one(self, video_id: str, chunk: int, cache: dict | None):
         v = self._videos[video_id]
@@ -156,7 +158,8 @@ def zarr_array_slices(store: Path, video_ids: list[str], pairs: list[tuple[str, 
     (and checks the crc of) each chunk. Only for stores whose inner codecs zarr has built in."""
     import zarr
 
-    arrays = {v: zarr.open_array(str(store / "videos" / v / "frames"), mode="r") for v in video_ids}
+    # Any: v3 sharded arrays here; zarr types .metadata as the v2 | v3 union and the codec as any codec
+    arrays: dict[str, Any] = {v: zarr.open_array(str(store / "videos" / v / "frames"), mode="r") for v in video_ids}
     builtin = {"bytes", "crc32c", "zstd", "gzip", "blosc", "transpose"}
     for arr in arrays.values():
         inner = arr.metadata.codecs[0].to_dict()["configuration"]["codecs"]
@@ -315,7 +318,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--out", default=str(RESULTS / "reader.json"), help="result file (default bench/results/reader.json)")
+    ap.add_argument("--out", default=str(RESULTS / "reader.json"),
+                    help="result file (default bench/results/reader.json)")
     args = ap.parse_args()
     out = Path(args.out)
     if out.suffix != ".json":

@@ -34,7 +34,7 @@ def _svg(xs: list[int], ys: list[float], path: Path) -> None:
     lo, hi = 0.0, max(ys) * 1.15
     px = lambda x: m + (w - 2 * m) * x / max(xs)  # noqa: E731
     py = lambda y: h - m - (h - 2 * m) * (y - lo) / (hi - lo)  # noqa: E731
-    pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
+    pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
     ticks = "".join(f'<text x="{m - 8}" y="{py(v):.1f}" text-anchor="end" font-size="11">{v:.0f}</text>'
                     for v in (lo, hi / 2, hi))
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif">'
@@ -42,7 +42,8 @@ def _svg(xs: list[int], ys: list[float], path: Path) -> None:
            f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>'
            f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>{ticks}'
            f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle" font-size="12">batches ({max(xs):,})</text>'
-           f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">RSS (MB)</text>'
+           f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle" font-size="12">'
+           f'RSS (MB)</text>'
            f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="14">ClipLoader soak: resident memory</text>'
            f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="2"/></svg>')
     write_text(path, svg)
@@ -52,7 +53,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=10_000, help="at least 2,000 (1,000 of warm-up)")
     ap.add_argument("--store", default=None)
-    ap.add_argument("--out", default=str(RESULTS), help="results folder for soak.json and soak_rss.svg (default bench/results)")
+    ap.add_argument("--out", default=str(RESULTS),
+                    help="results folder for soak.json and soak_rss.svg (default bench/results)")
     args = ap.parse_args()
     if args.batches < 2000:
         ap.error(f"--batches {args.batches}: a soak needs at least 2,000 batches (the first 1,000 are warm-up)")
@@ -87,7 +89,7 @@ def main() -> int:
     secs = time.perf_counter() - t
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
-    after_warm = [y for x, y in zip(xs, ys) if x >= 1000]
+    after_warm = [y for x, y in zip(xs, ys, strict=True) if x >= 1000]
     k = max(1, min(10, len(after_warm) // 2))
     first, last = statistics.median(after_warm[:k]), statistics.median(after_warm[-k:])
     growth = (last - first) / first

@@ -46,7 +46,8 @@ def _size_mb(path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # the module has a docstring, so __doc__ is not None
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # pyright: ignore[reportOptionalMemberAccess]
     ap.add_argument("--minutes", type=float, default=10.0, help="corpus length for the 256x256 run (default 10)")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     ap.add_argument("--camera-seconds", type=float, default=60.0, help="length of the 640x480@30 run")

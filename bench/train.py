@@ -94,7 +94,8 @@ def step_benchmark(model: str, video: torch.Tensor, steps: int, device: torch.de
     torch.manual_seed(0)
     ours = build_objective(cfg).to(device)
     ours_opt = build_optimizer(ours, cfg.optim, device, ours.no_weight_decay())
-    hf = _hf_model(ours.encoder.config, (ours.decoder_dim, len(ours.decoder), ours.decoder[0].attn.num_heads)).to(device)
+    hf = _hf_model(ours.encoder.config,
+                   (ours.decoder_dim, len(ours.decoder), ours.decoder[0].attn.num_heads)).to(device)
     hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
     video = video.to(device)
     b = video.shape[0]
@@ -213,7 +214,8 @@ def e2e_benchmark(model: str, work: Path, steps: int, batch: int, workers: int) 
     hf = _hf_model(enc, (dd, 4, dheads)).to(device)
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=True)
     ds = _ClipsFromFiles(paths, durations, sizes, "pyav", (steps + 10) * batch)
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, pin_memory=True, persistent_workers=True)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, pin_memory=True,
+                                     persistent_workers=True)
     from babyfast.train.objectives import TubeMaskSampler
 
     sampler = TubeMaskSampler((CLIP // 2, SIZE // 16, SIZE // 16), 0.9)
@@ -270,14 +272,17 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     where = torch.cuda.get_device_name(0) if cuda else machine()["cpu"]
-    mfu = (lambda x: f"{100 * x:.1f}%" if x is not None else "n/a")
+    def mfu(x):
+        return f"{100 * x:.1f}%" if x is not None else "n/a"
+
     rows = [[f"babyfast {model} VideoMAE step", round(step["babyfast"]["input_tokens_per_s"]),
              mfu(step["babyfast"]["mfu"]), round(step["ratio"], 2)],
             [f"transformers VideoMAEForPreTraining ({model} config)", round(step["transformers"]["input_tokens_per_s"]),
              mfu(step["transformers"]["mfu"]), 1.0],
             [f"babyfast {model} contrastive step ({contrastive['clips_per_s']:.1f} clips/s)",
              round(contrastive["input_tokens_per_s"]), mfu(contrastive["mfu"]), "no peer"]]
-    notes = [f"Same batch of {batch} BabyWorld clips 16x224^2 (drawn around utterances), same tube masks (ratio 0.9), AdamW; "
+    notes = [f"Same batch of {batch} BabyWorld clips 16x224^2 (drawn around utterances), same tube masks "
+             "(ratio 0.9), AdamW; "
              f"{'bf16 autocast' if cuda else 'fp32'}; median of {args.steps} steps each, alternated. MFU against "
              f"{step['peak_source']}. Encoder parameters: babyfast {step['parameters']['babyfast_encoder']:,}, "
              f"transformers {step['parameters']['transformers_encoder']:,}."]

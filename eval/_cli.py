@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def _eval(args: argparse.Namespace) -> int:
     target = Path(args.run)
     out = _out_dir(target, args.out)
     try:
-        controls = dict(c.split("=", 1) if "=" in c else ("shuffled-pairs", c) for c in args.control)
+        controls: dict[str, str | os.PathLike[str]] = dict(
+            c.split("=", 1) if "=" in c else ("shuffled-pairs", c) for c in args.control)
         extra = _extra_suites(args)
         probes = None
         if "babyworld" in args.suites:

@@ -87,7 +87,7 @@ class EvalModel:
             return np.stack([self._features[k] for k in keys])
         out = np.concatenate([self.objective.encoder(v).mean(1).float().cpu().numpy() for v in self._batches(stimuli)])
         if keys is not None:
-            self._features.update(zip(keys, out))
+            self._features.update(zip(keys, out, strict=False))
         return out
 
     @torch.no_grad()

@@ -72,7 +72,9 @@ def _classifier(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the weakest C values
         if folds >= 2:
-            model = LogisticRegressionCV(Cs=_CS, cv=folds, max_iter=2000, random_state=seed)
+            # Cs takes an int or a list of C values (sklearn docs); the stub only says int
+            model = LogisticRegressionCV(Cs=_CS, cv=folds, max_iter=2000,  # pyright: ignore[reportArgumentType]
+                                         random_state=seed)
         else:  # a class with one example: no fold can hold it out; plain L2 at C = 1
             model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
         return make_pipeline(StandardScaler(), model).fit(x, y)
@@ -112,7 +114,8 @@ def probe_classes(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
     x = model.features(*_stimuli(suite, train))
     clf = _classifier(x, np.array([suite.trials[i].answer for i in train]), seed)
     pred = clf.predict(model.features(*_stimuli(suite, test)))
-    return _result(suite, "linear probe", test, [float(p == suite.trials[i].answer) for p, i in zip(pred, test)])
+    return _result(suite, "linear probe", test,
+                   [float(p == suite.trials[i].answer) for p, i in zip(pred, test, strict=True)])
 
 
 def _halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +158,7 @@ def probe_gaze(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
         model.features(*_stimuli(suite, train)), y)
     pred = reg.predict(model.features(*_stimuli(suite, test)))
     scores = []
-    for p, i in zip(pred, test):
+    for p, i in zip(pred, test, strict=True):
         t = suite.trials[i]
         dist = [np.linalg.norm(_centre(c) - p) for c in t.choices]
         scores.append(float(int(np.argmin(dist)) == t.answer))
@@ -213,7 +216,8 @@ def contrastive_choice(model: EvalModel, suite: Suite, seed: int) -> TrialScores
     and the phrase whose text embedding is closest to the image's clip embedding is picked."""
     test = np.arange(len(suite))
     queried = [int(i) for i in test if suite.trials[i].query is not None]
-    words = dict(zip(queried, model.text_embeddings([suite.trials[i].query for i in queried]))) if queried else {}
+    queries = [q for i in queried if (q := suite.trials[i].query) is not None]  # all of them: queried has a query
+    words = dict(zip(queried, model.text_embeddings(queries), strict=False)) if queried else {}
     scores = []
     for i in test:
         t = suite.trials[i]

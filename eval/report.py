@@ -26,14 +26,16 @@ def format_card(report: dict[str, Any]) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["rows"]:
         rnd = r["controls"].get("random-init")
-        diff = f"{100 * rnd['diff']:+.1f} [{100 * rnd['diff_ci'][0]:+.1f}, {100 * rnd['diff_ci'][1]:+.1f}]" if rnd else "–"
+        diff = (f"{100 * rnd['diff']:+.1f} [{100 * rnd['diff_ci'][0]:+.1f}, {100 * rnd['diff_ci'][1]:+.1f}]"
+                if rnd else "–")
         cells = [r["milestone"], r["protocol"], str(r["n"]),
                  f"{_pct(r['accuracy'])} [{_pct(r['ci'][0])}, {_pct(r['ci'][1])}]", _pct(r["chance"]),
                  *[_pct(r["controls"][c]["accuracy"]) if c in r["controls"] else "–" for c in names], diff,
                  _pct(r["oracle"]) if r["oracle"] is not None else "–", "**yes**" if r["reached"] else "no"]
         lines.append("| " + " | ".join(cells) + " |")
         for g, sub in r.get("groups", {}).items():  # conditions reported separately, under their row
-            cells = [f"↳ {g}", "", str(sub["n"]), f"{_pct(sub['accuracy'])} [{_pct(sub['ci'][0])}, {_pct(sub['ci'][1])}]",
+            cells = [f"↳ {g}", "", str(sub["n"]),
+                     f"{_pct(sub['accuracy'])} [{_pct(sub['ci'][0])}, {_pct(sub['ci'][1])}]",
                      _pct(r["chance"]),
                      *[_pct(sub["controls"][c]) if c in sub["controls"] else "–" for c in names], "–", "–", ""]
             lines.append("| " + " | ".join(cells) + " |")
@@ -63,13 +65,14 @@ def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     err = [[max(0.0, 100 * (r["accuracy"] - r["ci"][0])) for r in rows],
            [max(0.0, 100 * (r["ci"][1] - r["accuracy"])) for r in rows]]
     ax.bar(xs, acc, yerr=err, capsize=3, color=["C2" if r["reached"] else "C0" for r in rows], label="trained")
-    for x, r in zip(xs, rows):
+    for x, r in zip(xs, rows, strict=True):
         ax.hlines(100 * r["chance"], x - 0.45, x + 0.45, colors="k", linestyles="--", linewidth=1)
     markers = {"random-init": "v", "shuffled-pairs": "s"}
     for name in sorted({c for r in rows for c in r["controls"]}):
-        pts = [(x, 100 * r["controls"][name]["accuracy"]) for x, r in zip(xs, rows) if name in r["controls"]]
+        pts = [(x, 100 * r["controls"][name]["accuracy"]) for x, r in zip(xs, rows, strict=True)
+               if name in r["controls"]]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], markers.get(name, "o"), color="C3", label=name, linestyle="")
-    oracle = [(x, 100 * r["oracle"]) for x, r in zip(xs, rows) if r["oracle"] is not None]
+    oracle = [(x, 100 * r["oracle"]) for x, r in zip(xs, rows, strict=True) if r["oracle"] is not None]
     if oracle:
         ax.plot([p[0] for p in oracle], [p[1] for p in oracle], "*", color="C1", label="oracle", linestyle="")
     ax.set_xticks(list(xs), [f"{r['milestone']}\n{r['protocol']}" for r in rows], rotation=45, ha="right", fontsize=7)
@@ -166,7 +169,7 @@ def write_trajectory(points: list[dict[str, Any]], out: str | os.PathLike[str]) 
     milestones = sorted({r["milestone"] for p in points for r in p["rows"]})
     axes_x = (("clips", "clips seen"), ("hours", "hours of video seen"), ("age_days", "mean age seen (days)"))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for ax, (key, label) in zip(axes, axes_x):
+    for ax, (key, label) in zip(axes, axes_x, strict=True):
         for k, name in enumerate(milestones):
             xs, ys, lo, hi = [], [], [], []
             for p in points:

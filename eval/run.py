@@ -102,7 +102,8 @@ def _oracle_accuracy(suite: Suite, probes: Path | None, trial_ids: list[str]) ->
 
 
 def score_model(model: EvalModel, suites: dict[str, Suite], seed: int = 0,
-                progress: Callable[[str], None] | None = None, headline_only: bool = False) -> dict[tuple[str, str], TrialScores]:
+                progress: Callable[[str], None] | None = None,
+                headline_only: bool = False) -> dict[tuple[str, str], TrialScores]:
     """Per-trial scores of one model on every (suite, protocol) that applies to it."""
     labelled = (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
     out: dict[tuple[str, str], TrialScores] = {}
@@ -122,8 +123,8 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
     seen_suites: set[str] = set()
     for (name, protocol), ts in trained.items():
         acc = float(ts.scores.mean()) if len(ts.scores) else 0.0
-        row = Row(name, MILESTONES.get(name, name), protocol, len(ts.scores), acc, _interval(ts.scores, ts.judge), ts.chance,
-                  headline=name not in seen_suites)
+        row = Row(name, MILESTONES.get(name, name), protocol, len(ts.scores), acc, _interval(ts.scores, ts.judge),
+                  ts.chance, headline=name not in seen_suites)
         seen_suites.add(name)
         for cname, scored in controls.items():
             c = scored.get((name, protocol))
@@ -131,8 +132,8 @@ def _rows(trained: dict[tuple[str, str], TrialScores], controls: dict[str, dict[
                 continue
             assert c.trial_ids == ts.trial_ids, "a control must be scored on the same trials"
             diff, diff_ci = paired_bootstrap(ts.scores, c.scores)
-            row.controls[cname] = {"accuracy": float(c.scores.mean()), "ci": list(_interval(c.scores, c.judge)), "diff": diff,
-                                   "diff_ci": list(diff_ci)}
+            row.controls[cname] = {"accuracy": float(c.scores.mean()), "ci": list(_interval(c.scores, c.judge)),
+                                   "diff": diff, "diff_ci": list(diff_ci)}
         row.groups = _groups(suites[name], ts, {cname: scored[(name, protocol)] for cname, scored in controls.items()
                                                  if (name, protocol) in scored})
         row.oracle = _oracle_accuracy(suites[name], probes, ts.trial_ids)

@@ -40,7 +40,7 @@ def chance_interval(p: float, n: int, level: float = 0.95) -> tuple[float, float
     return lo / n, min(hi, n) / n
 
 
-def bootstrap_interval(scores: Sequence[float], level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
+def bootstrap_interval(scores: Sequence[float] | np.ndarray, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
                        seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-trial scores (resampling trials)."""
     x = np.asarray(scores, dtype=np.float64)
@@ -52,8 +52,8 @@ def bootstrap_interval(scores: Sequence[float], level: float = 0.95, samples: in
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
-                     seed: int = 0) -> tuple[float, tuple[float, float]]:
+def paired_bootstrap(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, level: float = 0.95,
+                     samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, tuple[float, float]]:
     """Mean of a - b over the same trials, and its percentile bootstrap interval (trials resampled
     together, so that what the two responders share cancels)."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)

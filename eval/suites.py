@@ -124,7 +124,7 @@ def load_suite(path: str | Path, name: str | None = None) -> Suite:
             answer = d["options"].index(d["target_img_filename"])
             labels = None
             if kind == "object_recognition":
-                shown = dict(zip(d["foil_img_filenames"], d["foil_categories"]))
+                shown = dict(zip(d["foil_img_filenames"], d["foil_categories"], strict=False))
                 shown[d["target_img_filename"]] = d["target_category"]
                 labels = tuple(shown[o] for o in d["options"])
             trials.append(Trial(tid, d["target_category"], tuple(range(len(opts))), opts, answer, labels))
@@ -190,7 +190,8 @@ def judge(suite: Suite, trial: Trial, answer: Any) -> float:
     if suite.judge == "relative":
         s = np.asarray(answer, dtype=np.float64).reshape(-1)
         if s.shape != (len(trial.choices),) or not np.isfinite(s).all():
-            raise ValueError(f"{trial.id}: the responder must return {len(trial.choices)} finite scores, got {answer!r}")
+            raise ValueError(f"{trial.id}: the responder must return {len(trial.choices)} finite scores, "
+                             f"got {answer!r}")
         pos = s[list(trial.answer)].sum()
         neg = s.sum() - pos
         return 1.0 if pos > neg else 0.5 if pos == neg else 0.0
@@ -199,7 +200,8 @@ def judge(suite: Suite, trial: Trial, answer: Any) -> float:
     except (TypeError, ValueError):
         k = -1
     if not 0 <= k < len(trial.choices) or k != answer:
-        raise ValueError(f"{trial.id}: the responder returned {answer!r}; allowed: an index 0..{len(trial.choices) - 1}")
+        raise ValueError(f"{trial.id}: the responder returned {answer!r}; "
+                         f"allowed: an index 0..{len(trial.choices) - 1}")
     return 1.0 if k == trial.answer else 0.0
 
 

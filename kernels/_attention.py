@@ -68,7 +68,7 @@ def _run_sdpa(name: str, q, k, v, kpm, causal, scale):
 
 def _xformers_ops():
     try:
-        import xformers.ops as xops
+        import xformers.ops as xops  # pyright: ignore[reportMissingImports]  # optional
     except ImportError as e:
         raise RuntimeError("attention: backend 'xformers' needs the xformers package, which is not "
                            f"installed ({e}); pick another backend or 'auto'") from e
@@ -119,7 +119,7 @@ def _run(name: str, q, k, v, kpm, causal, scale):
 
 def _xformers_installed() -> bool:
     try:
-        import xformers.ops  # noqa: F401
+        import xformers.ops  # noqa: F401  # pyright: ignore[reportMissingImports]  # optional
     except ImportError:
         return False
     return True
@@ -153,8 +153,8 @@ def _signature(q, k, kpm, causal, layout) -> str:
 
 
 def _auto(q, k, v, kpm, causal, scale, layout) -> str:
-    def run(name: str, qkv: Sequence[torch.Tensor]) -> torch.Tensor:
-        return _run(name, *qkv, kpm, causal, scale)
+    def run(name: str, qkv: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        return _run(name, *qkv, kpm, causal, scale)  # pyright: ignore[reportCallIssue]  # qkv: 3 tensors
 
     return _backend_cache.auto("attention", _signature(q, k, kpm, causal, layout), q.device,
                               attention_backends_for(q, kpm is not None), run, (q, k, v), grad_output=torch.randn_like)

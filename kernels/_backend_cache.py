@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -186,8 +187,16 @@ def _runner(name: str, run: Callable[[str, Sequence[torch.Tensor | None]], torch
     return forward_backward
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _compiler_disable(fn: _F) -> _F:
+    """`torch.compiler.disable(fn)`, keeping `fn`'s signature for the type checker."""
+    return torch.compiler.disable(fn)  # pyright: ignore[reportReturnType]
+
+
 # run eagerly even inside a torch.compile'd model: the choice reads a file and times real kernels
-@torch.compiler.disable
+@_compiler_disable
 def auto(op: str, description: str, device: torch.device, names: Sequence[str],
          run: Callable[[str, Sequence[torch.Tensor | None]], torch.Tensor],
          inputs: Sequence[torch.Tensor | None],

@@ -42,7 +42,7 @@ def _constants(mean: tuple[float, ...], std: tuple[float, ...], device: torch.de
     if not all(s > 0 for s in std):
         raise ValueError(f"patchify: std must be positive, got {list(std)}")
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32)
-    shift = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)], dtype=torch.float32)
     return scale.to(device), shift.to(device)
 
 
@@ -139,7 +139,8 @@ def _validate(video, tubelet, weight, bias, pos_embed, visible, dtype) -> tuple[
             ok = (visible.min() >= 0) & (visible.max() < n_all)
             if visible.device.type == "cuda":
                 # checked on the device, so a training step does not wait for it
-                torch._assert_async(ok, f"patchify: visible indices must lie in [0, {n_all})")
+                torch._assert_async(ok,  # pyright: ignore[reportPrivateImportUsage]
+                                    f"patchify: visible indices must lie in [0, {n_all})")
             elif not bool(ok):
                 raise ValueError(f"patchify: visible indices must lie in [0, {n_all}), got min "
                                  f"{int(visible.min())}, max {int(visible.max())}")

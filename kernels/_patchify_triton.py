@@ -100,7 +100,7 @@ def _tokens_by_row(VID, SCALE, SHIFT, OUT, row, offs_m, pid_k, stride_t, stride_
     store_mask = m_ok[:, None] & o_ok[None, :]
     for r in range(pid_k * ROWS, tl.minimum(pid_k * ROWS + ROWS, T_SZ * P)):
         dt = r // P
-        dh = r % P
+        dh = r % P  # pyright: ignore[reportOperatorIssue]  # Triton constexpr
         raw = tl.load(VID + row[:, None] + (dt * stride_t + dh * stride_h) + j[None, :],
                       mask=m_ok[:, None] & (j < 3 * P)[None, :], other=0)
         x = tl.gather(raw, src, axis=1)
@@ -122,8 +122,9 @@ def _patchify_kernel(VID, SCALE, SHIFT, VIS, OUT,
     pid_m = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    row, _ = _tubelet_offsets(offs_m, VIS, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
-                              M, N_OUT, HP, WP, T_SZ, P, HAS_VIS)
+    row, _ = _tubelet_offsets(  # pyright: ignore[reportGeneralTypeIssues]  # a triton.jit function
+        offs_m, VIS, stride_vis_b, stride_vis_n, stride_b, stride_t, stride_h, stride_w,
+        M, N_OUT, HP, WP, T_SZ, P, HAS_VIS)
     if ROW_GATHER:
         # a config tuned for a dense video must never read another layout: fail to compile instead
         tl.static_assert(ROW_OK, "row gathering needs stride_w == 3 and stride_c == 1")

@@ -175,12 +175,13 @@ class poisoned_outputs:
         _poison = self._previous
 
 
-def new_output(like: torch.Tensor = None, shape=None, dtype: torch.dtype = None, device=None) -> torch.Tensor:
+def new_output(like: torch.Tensor | None = None, shape=None, dtype: torch.dtype | None = None,
+               device=None) -> torch.Tensor:
     """`torch.empty_like(like)` (keeping its strides) or `torch.empty(shape)`; NaN-filled under poisoning."""
     if like is not None:
         out = torch.empty_like(like)
     else:
-        out = torch.empty(shape, dtype=dtype, device=device)
+        out = torch.empty(shape, dtype=dtype, device=device)  # pyright: ignore[reportCallIssue, reportArgumentType]
     if _poison and out.is_floating_point():
         out.fill_(float("nan"))
     return out
@@ -195,7 +196,7 @@ def _shared_memory_of(index: int) -> int | None:
     try:
         from triton.runtime import driver
 
-        return int(driver.active.utils.get_device_properties(index)["max_shared_mem"])
+        return int(driver.active.utils.get_device_properties(index)["max_shared_mem"])  # pyright: ignore[reportAttributeAccessIssue]
     except Exception:  # another backend or an old driver API: ask torch
         value = getattr(torch.cuda.get_device_properties(index), "shared_memory_per_block_optin", None)
         return int(value) if value else None

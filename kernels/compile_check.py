@@ -274,7 +274,7 @@ def problems(rows: Sequence[dict[str, object]]) -> list[str]:
         elif r["status"] == "nothing fits":
             found.append(f"{what}: no config fits in {r['limit']} bytes of shared memory")
         elif r["status"] == "compiled" and "estimate" in r:
-            if r["shared"] > r["estimate"] + _runtime._SHARED_MEMORY_MARGIN:
+            if r["shared"] > r["estimate"] + _runtime._SHARED_MEMORY_MARGIN:  # pyright: ignore[reportOperatorIssue]
                 found.append(f"{what} allocates {r['shared']} bytes of shared memory, above its estimate "
                              f"{r['estimate']} + {_runtime._SHARED_MEMORY_MARGIN}: it may launch where it does "
                              "not fit")

@@ -116,7 +116,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ RNG
 def rng_state() -> dict[str, Any]:
     """Every RNG this process draws from, as tensors and plain values (weights_only loads them)."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state()  # pyright: ignore[reportAssignmentType]  # legacy: a tuple
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),

@@ -166,7 +166,7 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"config key {key!r} needs a list of {len(args)} values ({_type_name(tp)}), "
                               f"got {value!r}")
-        return tuple(_coerce(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_coerce(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -312,13 +312,15 @@ def validate(cfg: Config) -> Config:
            "one of mean, transformer")
     _check(0 < c.temperature < 1, "contrastive.temperature", c.temperature, "it must be in (0, 1)")
     _check(c.min_count >= 1, "contrastive.min_count", c.min_count, "it must be >= 1")
-    _check(d.start_stride is None or d.start_stride >= 1, "data.start_stride", d.start_stride, "it must be >= 1 or none")
+    _check(d.start_stride is None or d.start_stride >= 1, "data.start_stride", d.start_stride,
+           "it must be >= 1 or none")
     _check(t.precision in ("auto", "bf16", "fp16", "fp32"), "train.precision", t.precision,
            "one of auto, bf16, fp16, fp32")
     _check(t.distributed in ("ddp", "fsdp"), "train.distributed", t.distributed, "one of ddp, fsdp")
     _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
            "auto, cpu, cuda or cuda:N")
-    for key, value, low in (("data.clip_len", d.clip_len, 1), ("data.size", d.size, 1), ("data.batch_size", d.batch_size, 1),
+    for key, value, low in (("data.clip_len", d.clip_len, 1), ("data.size", d.size, 1),
+                            ("data.batch_size", d.batch_size, 1),
                             ("data.frame_step", d.frame_step, 1), ("data.threads", d.threads, 1),
                             ("data.prefetch", d.prefetch, 1), ("data.workers", d.workers, 0),
                             ("optim.accum_steps", o.accum_steps, 1), ("optim.warmup_steps", o.warmup_steps, 0),

@@ -21,7 +21,8 @@ def make_loader(cfg: DataConfig, seed: int, rank: int, world_size: int, device: 
     """The run's loader. With DataLoader workers the clips are decoded on the CPU in the workers (a
     forked process cannot use the GPU) and moved to the device by the loop."""
     deliver = "cpu" if cfg.workers > 0 else device
-    augment = Augment(size=cfg.size, scale=tuple(cfg.scale), flip=cfg.flip)
+    scale: tuple[float, float] = tuple(cfg.scale)  # pyright: ignore[reportAssignmentType]  # 2 by the config
+    augment = Augment(size=cfg.size, scale=scale, flip=cfg.flip)
     return ClipLoader(cfg.store, clip_len=cfg.clip_len, batch_size=cfg.batch_size, frame_step=cfg.frame_step,
                       start_stride=cfg.start_stride, jitter_starts=cfg.jitter_starts, anchor=cfg.anchor,  # type: ignore[arg-type]
                       augment=augment, device=deliver, seed=seed, rank=rank, world_size=world_size,

@@ -155,7 +155,7 @@ class _Run:
         torch.manual_seed(seed)  # per-rank streams for drop-path (replaced by the checkpoint's on resume)
         np.random.seed(seed % 2**32)
         if cfg.train.compile:
-            self.model = torch.compile(self.model)
+            self.model = torch.compile(self.model)  # pyright: ignore[reportAttributeAccessIssue]  # a Module
 
     # -------------------------------------------------------------------------------- resume / save
     def resume(self, state: dict[str, Any]) -> None:
@@ -209,7 +209,7 @@ class _Run:
         if isinstance(self.model, nn.parallel.DistributedDataParallel):
             return self.model.no_sync()
         if hasattr(self.objective, "set_requires_gradient_sync"):  # FSDP2
-            self.objective.set_requires_gradient_sync(False)
+            self.objective.set_requires_gradient_sync(False)  # pyright: ignore[reportCallIssue]
         return contextlib.nullcontext()
 
     def train_step(self, stop_requested: bool) -> tuple[float, float, bool, float, torch.Tensor]:
@@ -227,18 +227,19 @@ class _Run:
             waited += time.perf_counter() - t
             last = micro == accum - 1
             if last and hasattr(self.objective, "set_requires_gradient_sync"):
-                self.objective.set_requires_gradient_sync(True)
+                self.objective.set_requires_gradient_sync(True)  # pyright: ignore[reportCallIssue]
             inputs = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                       for k, v in self.objective.inputs(batch, self.stream.loader).items()}
             with self._accumulation(last):
-                with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                                    enabled=self.dtype is not None):
                     out = self.model(inputs, self.step, (micro * info.world_size + info.rank) * b, self.global_batch)
                 (out.to_differentiate / accum).backward()
             loss_sum += out.loss.detach().float()
             ages.append(batch.age_days)
         norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf)
         if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor
-            norm = norm.full_tensor()
+            norm = norm.full_tensor()  # pyright: ignore[reportAttributeAccessIssue]
         flags = torch.stack([loss_sum / accum, norm.float().to(self.device),
                              torch.tensor(float(stop_requested), device=self.device)])
         loss, gnorm, stop = (distributed.sum_across(flags, info) / info.world_size).tolist()
@@ -317,10 +318,14 @@ def _summary(run: _Run, records: list[dict[str, Any]], stopped_by: str) -> dict[
     """Means over the run's log intervals, the first (warm-up, compilation, autotuning) left out when
     there are others."""
     steady = records[1:] if len(records) > 1 else records
-    mean = (lambda k: float(np.mean([r[k] for r in steady])) if steady and steady[0].get(k) is not None else None)
+
+    def mean(k: str) -> float | None:
+        return float(np.mean([r[k] for r in steady])) if steady and steady[0].get(k) is not None else None
+
     return {"run": str(run.path), "step": run.step, "stopped_by": stopped_by,
             "checkpoint": str(run.last_checkpoint) if run.last_checkpoint else None,
-            "final_loss": records[-1]["loss"] if records else None, "first_loss": records[0]["loss"] if records else None,
+            "final_loss": records[-1]["loss"] if records else None,
+            "first_loss": records[0]["loss"] if records else None,
             "clips_per_s": mean("clips_per_s"), "input_tokens_per_s": mean("input_tokens_per_s"),
             "encoder_tokens_per_s": mean("encoder_tokens_per_s"), "mfu": mean("mfu"), "stall": mean("stall"),
             "peak_memory_gb": max((r["peak_memory_gb"] for r in records), default=None),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 
 import torch
 import torch.nn as nn
@@ -11,7 +12,7 @@ from .config import OptimConfig
 __all__ = ["param_groups", "build_optimizer", "learning_rate"]
 
 
-def param_groups(module: nn.Module, weight_decay: float, no_decay: set[str] = frozenset()) -> list[dict]:
+def param_groups(module: nn.Module, weight_decay: float, no_decay: AbstractSet[str] = frozenset()) -> list[dict]:
     """Two groups: decayed weights, and norms, biases, position embeddings and the names in `no_decay`
     (e.g. mask tokens) without weight decay."""
     decay, plain = [], []
@@ -27,10 +28,11 @@ def param_groups(module: nn.Module, weight_decay: float, no_decay: set[str] = fr
 
 
 def build_optimizer(module: nn.Module, cfg: OptimConfig, device: torch.device,
-                    no_decay: set[str] = frozenset()) -> torch.optim.AdamW:
+                    no_decay: AbstractSet[str] = frozenset()) -> torch.optim.AdamW:
     """AdamW (fused on CUDA: one kernel for all parameters)."""
     groups = param_groups(module, cfg.weight_decay, no_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+    betas: tuple[float, float] = tuple(cfg.betas)  # pyright: ignore[reportAssignmentType]  # 2 by the config
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps,
                              fused=device.type == "cuda")
 
 

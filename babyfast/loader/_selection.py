@@ -126,7 +126,8 @@ def select_segments(sources: Sequence[Any], span: int, stride: int, anchor: Anch
             if anchor == "video":
                 rows.append((s, v, 0, int(frames[v]), float(ages[v]), -1))
             else:
-                rows.extend((s, v, off, n, float(ages[v]), u) for off, n, u in _utterance_segments(source, v, span, stride))
+                rows.extend((s, v, off, n, float(ages[v]), u)
+                            for off, n, u in _utterance_segments(source, v, span, stride))
     if not rows:
         if not selected:
             raise ValueError(f"no video is selected by the filters {filters.describe()}")
@@ -135,7 +136,7 @@ def select_segments(sources: Sequence[Any], span: int, stride: int, anchor: Anch
                              f"has {longest}")
         raise ValueError(f"no clip can be planned: no utterance of the {selected} selected videos lies in their "
                          f"stored frames (anchor='utterance' needs transcripts)")
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=False))
     return Segments(source=np.array(cols[0], np.int64), video=np.array(cols[1], np.int64),
                     offset=np.array(cols[2], np.int64), frames=np.array(cols[3], np.int64),
                     age_days=np.array(cols[4], np.float64), anchor=np.array(cols[5], np.int64))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -170,7 +171,7 @@ def transform_clips(clips: Sequence[np.ndarray | torch.Tensor], params: ClipPara
         if len(sizes) > 1:
             raise ValueError(f"Augment(size=None) keeps the stored frame size, but these clips differ: "
                              f"{sorted(sizes)}; give Augment(size=...)")
-        out_hw = sizes.pop()
+        out_hw = cast("tuple[int, int]", sizes.pop())  # shape[1:3] of a 4-d clip: (height, width)
     else:
         out_hw = (augment.size, augment.size)
     for i, c in enumerate(clips):
@@ -236,10 +237,10 @@ def _boxes_on(device: torch.device, clips: Sequence[np.ndarray | torch.Tensor],
     ends = np.cumsum([c.size for c in host_crops])
     host = torch.empty(int(ends[-1]), dtype=torch.uint8, pin_memory=device.type == "cuda")
     flat = host.numpy()
-    for c, end in zip(host_crops, ends):
+    for c, end in zip(host_crops, ends, strict=True):
         flat[end - c.size:end].reshape(c.shape)[...] = c
     sent = host.to(device, non_blocking=True)
-    return [sent[end - c.size:end].view(c.shape) for c, end in zip(host_crops, ends)]
+    return [sent[end - c.size:end].view(c.shape) for c, end in zip(host_crops, ends, strict=True)]
 
 
 def _transform_torch(boxes: Sequence[torch.Tensor], params: ClipParams,

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ClipLoader", "StoreArg"]
 
-StoreArg = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Mapping[str, Union[str, "os.PathLike[str]"]]]
+StoreArg = Union[
+    str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]], Mapping[str, Union[str, "os.PathLike[str]"]]
+]
 Order = Literal["shuffle", "age", "age_mix"]
 Device = Literal["auto", "cpu", "cuda"]
 Decoder = Literal["auto", "dali", "pyav"]
@@ -156,8 +158,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
             raise ValueError("device='cuda' but CUDA is not available; pass device='cpu'")
         self.clip_len, self.batch_size, self.frame_step, self.seed = clip_len, batch_size, frame_step, seed
         self.rank, self.world_size = _dist_env(rank, world_size)
-        self.order, self.window, self.drop_last, self.prefetch, self.threads = order, window, drop_last, prefetch, threads
-        self.on_error, self.output, self.layout, self.anchor, self.jitter_starts = on_error, output, layout, anchor, jitter_starts
+        self.order, self.window, self.drop_last = order, window, drop_last
+        self.prefetch, self.threads = prefetch, threads
+        self.on_error, self.output, self.layout = on_error, output, layout
+        self.anchor, self.jitter_starts = anchor, jitter_starts
         self.mean = torch.tensor(mean, dtype=torch.float32) * 255
         self.std = torch.tensor(std, dtype=torch.float32) * 255
         self.span = (clip_len - 1) * frame_step + 1
@@ -186,7 +190,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         self._resume = SharedResume()
         self._progress: tuple[int, int, int] | None = None  # after the last batch this process delivered
         self._worker_state: dict[str, Any] | None = None    # a DataLoader worker's own progress
-        self._times = dict.fromkeys(_STAGES, 0.0)
+        self._times: dict[str, float] = dict.fromkeys(_STAGES, 0.0)
         self._counts = {"batches": 0, "clips": 0, "skipped": 0}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -338,8 +342,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
 
     def state_from_batch(self, batch: ClipBatch) -> dict[str, Any]:
         """The state right after `batch` was received (any DataLoader, any number of workers)."""
-        offset = int(batch.position[0] - self.rank - int(batch.sample[0]) * self.world_size) % self.plan.num_candidates \
+        offset = (
+            int(batch.position[0] - self.rank - int(batch.sample[0]) * self.world_size) % self.plan.num_candidates
             if len(batch) else 0
+        )
         return self._state(self._after(int(batch.epoch), offset, int(batch.batch_index)))
 
     def _after(self, epoch: int, consumed: int, index: int) -> tuple[int, int, int]:
@@ -426,7 +432,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         """Stage 3: decoded frames (or a ChunkError) of each clip read."""
         got: dict[int, Any] = {}
         for s, mine, batch in read:
-            got.update(zip(mine, self.sources[s].decode(batch)))
+            got.update(zip(mine, self.sources[s].decode(batch), strict=False))
         return got
 
     def _read_decode(self, p: _Planned) -> list[Any]:
@@ -468,7 +474,7 @@ class ClipLoader(torch.utils.data.IterableDataset):
         their crop boxes there in one uint8 copy)."""
         sizes = np.array([c.shape[1:3] for c in clips])
         if self.augment.size is None and len({tuple(x) for x in sizes}) > 1:
-            seen = sorted({(self._video_id(int(r)), tuple(x)) for r, x in zip(p.rows, sizes)})
+            seen = sorted({(self._video_id(int(r)), tuple(x)) for r, x in zip(p.rows, sizes, strict=True)})
             raise ValueError(f"clips of one batch differ in frame size {seen[:4]} (a --no-crop store): give "
                              f"Augment(size=...) so that every clip is resized to one size")
         params = self.augment.draw(self.seed, p.epoch, p.positions, sizes[:, 0], sizes[:, 1])
@@ -493,9 +499,10 @@ class ClipLoader(torch.utils.data.IterableDataset):
         seg = self.segments
         metas = [self.sources[int(seg.source[r])].meta(int(seg.video[r])) for r in p.rows]
         frame_index = p.starts[:, None] + np.arange(self.clip_len, dtype=np.int64)[None] * self.frame_step
-        ts = np.stack([m.timestamps[fi] if m.timestamps is not None else fi / m.fps for m, fi in zip(metas, frame_index)])
+        ts = np.stack([m.timestamps[fi] if m.timestamps is not None else fi / m.fps
+                       for m, fi in zip(metas, frame_index, strict=True)])
         utterances, anchors = [], []
-        for m, t, r in zip(metas, ts, p.rows):
+        for m, t, r in zip(metas, ts, p.rows, strict=True):
             lo, hi = float(t[0]), float(t[-1]) + 1.0 / m.fps
             utterances.append([u for u in (m.utterances or []) if u[0] < hi and u[1] > lo])
             a = int(seg.anchor[r])

@@ -264,7 +264,8 @@ class ClipPlan:
         if pos.ndim != 1:
             raise ValueError(f"positions must be 1-D, got shape {pos.shape}")
         if pos.size and (pos.min() < 0 or pos.max() >= self.num_candidates):
-            raise IndexError(f"positions must lie in [0, {self.num_candidates}), got {int(pos.min())}..{int(pos.max())}")
+            raise IndexError(f"positions must lie in [0, {self.num_candidates}), "
+                             f"got {int(pos.min())}..{int(pos.max())}")
         return self._core.at(epoch, pos)
 
     def candidate(self, epoch: int, position: int) -> tuple[int, int]:

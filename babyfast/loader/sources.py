@@ -191,7 +191,7 @@ class StoreSource:
         g = self.info.gop
         try:
             frames = dali.decode([p for _, p in payloads])
-            results = list(zip([k for k, _ in payloads], frames))
+            results = list(zip([k for k, _ in payloads], frames, strict=False))
         except Exception:  # noqa: BLE001  (find which chunk broke the batch)
             results = []
             for key, p in payloads:
@@ -272,11 +272,12 @@ class StoreSource:
         out: list[Any] = []
         for v, idx in requests:
             chunks = idx // g
-            bad = next((decoded[(v, int(c))] for c in np.unique(chunks) if isinstance(decoded[(v, int(c))], ChunkError)), None)
+            bad = next((decoded[(v, int(c))] for c in np.unique(chunks)
+                        if isinstance(decoded[(v, int(c))], ChunkError)), None)
             if bad is not None:
                 out.append(bad)
                 continue
-            picked = [decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks)]
+            picked = [decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks, strict=True)]
             if self._gpu is not None:
                 import torch
 

@@ -37,7 +37,8 @@ def _add_options(p: argparse.ArgumentParser) -> None:
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         kind = float if type_name == "float" else int if type_name.startswith("int") else str
         extra = {"choices": list(meta["choices"])} if "choices" in meta else {}
-        shown = "" if f.default is None else f" (default {f.default:g})" if kind is not str else f" (default {f.default})"
+        shown = ("" if f.default is None
+                 else f" (default {f.default:g})" if kind is not str else f" (default {f.default})")
         p.add_argument(flag, dest=f.name, default=f.default, help=meta["help"] + shown,
                        type=_parser(kind, flag) if kind is not str else str, **extra)
 

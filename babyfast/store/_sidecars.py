@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def read_sidecar(path: str | Path, columns: tuple[str, ...]) -> Sidecar:
                     out.problems.append(f"line {line}: {len(record)} fields, the header has {len(header)} "
                                         f"({','.join(header)}); row skipped (quote a text that holds commas)")
                     continue
-                row = {h: v.strip() for h, v in zip(header, record)}
+                row = {h: v.strip() for h, v in zip(header, record, strict=True)}
                 empty = [c for c in columns if c != "text" and row[c] == ""]
                 if empty:
                     out.problems.append(f"line {line}: empty field(s) {', '.join(empty)}; row skipped")
@@ -88,7 +89,8 @@ def read_sidecar(path: str | Path, columns: tuple[str, ...]) -> Sidecar:
     return out
 
 
-def _match(sidecar: Sidecar, lookup: dict[str, set[str]], elsewhere: set[str]) -> tuple[dict[str, list], list[str]]:
+def _match(sidecar: Sidecar, lookup: dict[str, set[str]],
+           elsewhere: AbstractSet[str]) -> tuple[dict[str, list], list[str]]:
     """Group rows by store id; a row may name the id, the relative path or the file name. A name that fits
     several recordings (day1.mp4 in two folders) is reported, never guessed. Rows of recordings that
     another part of a split ingest (`--part`) takes are left to it, quietly."""
@@ -108,8 +110,9 @@ def _match(sidecar: Sidecar, lookup: dict[str, set[str]], elsewhere: set[str]) -
     return out, problems
 
 
-def transcripts(sidecar: Sidecar, lookup: dict[str, set[str]],
-                elsewhere: set[str] = frozenset()) -> tuple[dict[str, list[tuple[float, float, str]]], list[str]]:
+def transcripts(
+    sidecar: Sidecar, lookup: dict[str, set[str]], elsewhere: AbstractSet[str] = frozenset()
+) -> tuple[dict[str, list[tuple[float, float, str]]], list[str]]:
     """Utterances per video id, and the file's problems ("line N: ...")."""
     grouped, problems = _match(sidecar, lookup, elsewhere)
     utterances: dict[str, list[tuple[float, float, str]]] = {}
@@ -127,7 +130,7 @@ def transcripts(sidecar: Sidecar, lookup: dict[str, set[str]],
 
 
 def ages(sidecar: Sidecar, lookup: dict[str, set[str]],
-         elsewhere: set[str] = frozenset()) -> tuple[dict[str, dict[str, Any]], list[str]]:
+         elsewhere: AbstractSet[str] = frozenset()) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Subject and age in days per video id, and the file's problems ("line N: ...")."""
     grouped, problems = _match(sidecar, lookup, elsewhere)
     meta: dict[str, dict[str, Any]] = {}

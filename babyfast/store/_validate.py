@@ -122,7 +122,7 @@ def read_utterances(video_dir: Path) -> list[tuple[float, float, str]]:
     if not np.all(ok):
         i = int(np.flatnonzero(~ok)[0])
         raise _fail(udir, f"utterance {i} runs from {start[i]!r} to {end[i]!r} s")
-    return list(zip(start.tolist(), end.tolist(), [str(t) for t in text]))
+    return list(zip(start.tolist(), end.tolist(), [str(t) for t in text], strict=True))
 
 
 def load_video(reader: ChunkReader, info: fmt.StoreInfo, video_id: str,

@@ -148,7 +148,8 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
         raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to {len(got)} frames, expected {frames}")
     out = np.stack(got)
     if out.shape[1] < height or out.shape[2] < width:
-        raise ValueError(f"{CODEC_NAME}: {codec} chunk frames are {out.shape[1:3]}, expected at least {(height, width)}")
+        raise ValueError(f"{CODEC_NAME}: {codec} chunk frames are {out.shape[1:3]}, "
+                         f"expected at least {(height, width)}")
     return np.ascontiguousarray(out[:, :height, :width])
 
 

@@ -180,8 +180,8 @@ def open_store(path: str | os.PathLike[str], mode: str = "r"):
     return zarr.open_group(str(info.path), mode=mode), info
 
 
-def create_store(path: str | os.PathLike[str], *, height: int | None, width: int | None, fps: float, gop: int, codec: str,
-                 quality: int, shard_chunks: int, created: dict[str, Any]) -> StoreInfo:
+def create_store(path: str | os.PathLike[str], *, height: int | None, width: int | None, fps: float, gop: int,
+                 codec: str, quality: int, shard_chunks: int, created: dict[str, Any]) -> StoreInfo:
     """Create an empty store, or check that an existing one has the same frame geometry and codec."""
     root = Path(path)
     wanted = {"format": FORMAT_VERSION, "height": height, "width": width, "fps": fps, "gop": gop,

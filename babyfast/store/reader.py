@@ -133,6 +133,7 @@ def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> Vide
     _expect(meta.get("data_type") == "uint8", path, "data_type must be uint8", meta.get("data_type"))
     _expect(not meta.get("storage_transformers"), path, "storage_transformers must be empty",
             meta.get("storage_transformers"))
+    assert isinstance(shape, list)  # checked by _expect above, which raises otherwise
     t = _whole(shape[0], 0, limits.MAX_FRAMES, path, "frames (shape[0])")
     h = _whole(shape[1], 1, limits.MAX_SIDE, path, "height (shape[1])")
     w = _whole(shape[2], 1, limits.MAX_SIDE, path, "width (shape[2])")
@@ -148,6 +149,7 @@ def _parse_layout(video_id: str, frames_dir: Path, meta: dict[str, Any]) -> Vide
             path, f"shard shape must be (S*G, {h}, {w}, 3)", shard_shape)
     _expect(isinstance(inner_shape, list) and len(inner_shape) == 4 and list(inner_shape[1:]) == [h, w, 3],
             path, f"inner chunk shape must be (G, {h}, {w}, 3)", inner_shape)
+    assert isinstance(shard_shape, list) and isinstance(inner_shape, list)  # checked by _expect above
     g = _whole(inner_shape[0], 1, limits.MAX_GOP, path, "the chunk length G")
     _expect(g * h * w * 3 <= limits.MAX_CHUNK_BYTES, path,
             f"a chunk must decode to at most {limits.MAX_CHUNK_BYTES} bytes", f"{g} x {h} x {w} x 3")

@@ -208,7 +208,7 @@ def _check_chunks(reader: Any, work: list[tuple], threads: int, result: CheckRes
                     result.bad.append((v, c, err))
                 else:
                     good.append(((v, c), bytes(batch.payload(j))))
-            for (key, _), err in zip(good, pool.map(decode, good)):
+            for (key, _), err in zip(good, pool.map(decode, good), strict=True):
                 if err is not None:
                     result.bad.append((key[0], key[1], err))
             result.chunks += len(part)

@@ -52,11 +52,13 @@ def register(subparsers) -> None:
     p.add_argument("--gop", type=_positive_int, default=None,
                    help="fixed keyframe interval in frames (default: the encoder's own, as a camera)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--codec", default="h264", choices=["h264", "hevc", "vp9", "mjpeg"], help="video codec (default h264)")
+    p.add_argument("--codec", default="h264", choices=["h264", "hevc", "vp9", "mjpeg"],
+                   help="video codec (default h264)")
     p.add_argument("--recording-minutes", type=_positive_float, default=5.0,
                    help="longest recording, minutes (default 5)")
     p.add_argument("--workers", type=_positive_int, default=None, help="parallel processes (default: CPU cores)")
-    p.add_argument("--overwrite", action="store_true", help="replace a BabyWorld corpus already in OUT (only the files its world.json lists)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a BabyWorld corpus already in OUT (only the files its world.json lists)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 

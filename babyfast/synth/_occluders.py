@@ -32,7 +32,8 @@ def occluder_style(rng: np.random.Generator, kind: str) -> OccluderStyle:
     base = hsv(rng.uniform(0, 360), rng.uniform(0.2, 0.7), rng.uniform(0.45, 0.9))
     other = mix(base, hsv(rng.uniform(0, 360), 0.5, 0.9), rng.uniform(0.3, 0.7))
     frame = mix(base, (0.1, 0.08, 0.06), 0.6)
-    texture = str(rng.choice(["plain", "stripes", "checker", "dots"] if kind == "screen" else ["stripes", "checker", "dots"]))
+    textures = ["plain", "stripes", "checker", "dots"] if kind == "screen" else ["stripes", "checker", "dots"]
+    texture = str(rng.choice(textures))
     return OccluderStyle(kind, base, other, frame, texture, float(rng.uniform(5, 12)), float(rng.uniform(0, np.pi)))
 
 

@@ -21,7 +21,12 @@ class Canvas:
     """
 
     def __init__(
-        self, width: int, height: int, angle: float = 0.0, supersample: int = 2, stretch: tuple[float, float] = (1.0, 1.0)
+        self,
+        width: int,
+        height: int,
+        angle: float = 0.0,
+        supersample: int = 2,
+        stretch: tuple[float, float] = (1.0, 1.0),
     ):
         self.width, self.height, self.ss = int(width), int(height), int(supersample)
         hs, ws = self.height * self.ss, self.width * self.ss
@@ -166,4 +171,4 @@ def hsv(h: float, s: float, v: float) -> Colour:
 
 
 def mix(a: Colour, b: Colour, t: float) -> Colour:
-    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(float(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]

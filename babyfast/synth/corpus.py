@@ -39,7 +39,9 @@ from ._folder import entry_is_file, listed, read_manifest, refuse_foreign, usabl
 from .truth import TRUTH_DIR
 from .vocab import write_vocabulary
 
-__all__ = ["VIDEO_EXTENSIONS", "Corpus", "RecordingInfo", "parse_size", "plan_corpus", "render_recording", "write_corpus"]
+__all__ = [
+    "VIDEO_EXTENSIONS", "Corpus", "RecordingInfo", "parse_size", "plan_corpus", "render_recording", "write_corpus",
+]
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ def encode_png(rgb: np.ndarray, level: int = 6) -> bytes:
     raw[:, 0] = 1
     raw[:, 1:] = (sub & 0xFF).astype(np.uint8)
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _chunk(b"IEND", b"")
+    return (_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+            + _chunk(b"IEND", b""))
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:

@@ -195,7 +195,7 @@ def _pair_frame(st: _Stage, cats: tuple[int, int]) -> tuple[np.ndarray, dict]:
     sizes = [rng.uniform(0.22, 0.32) * min(W, H) for _ in cats]
     pts = _place(rng, W, H, sizes, 0.45 * H)
     layers = []
-    for k, (cat, (x, y), s) in enumerate(zip(cats, pts, sizes)):
+    for k, (cat, (x, y), s) in enumerate(zip(cats, pts, sizes, strict=True)):
         layers += st.toy(k, cat, _instance(rng), x, y, s, 1.0 + y / H)
     frame, seen = compose(bg, layers, gain)
     return frame, st.truth(seen)
@@ -289,14 +289,15 @@ def _counting(root: Path, rng, stage: _Stage, n: int) -> dict:
         sizes = [math.sqrt(area / count) * rng.uniform(0.9, 1.1) for _ in range(count)]
         pts = _place(rng, W, H, sizes, 0.3 * H)
         layers = []
-        for k, ((x, y), s) in enumerate(zip(pts, sizes)):
+        for k, ((x, y), s) in enumerate(zip(pts, sizes, strict=True)):
             layers += stage.toy(k, cat, inst, x, y, s, 1.0 + y / H)
         name = f"frames/{i:04d}.png"
         frames[name], seen = compose(bg, layers, gain)
         truth[name] = stage.truth(seen)
         data.append({"trial_num": i, "image": name, "answer": int(count)})
     _write_frames(root, frames)
-    write_text(root / "trials.json", json.dumps({"suite": "counting", "choices": [1, 2, 3, 4, 5], "data": data}, indent=1))
+    write_text(root / "trials.json",
+               json.dumps({"suite": "counting", "choices": [1, 2, 3, 4, 5], "data": data}, indent=1))
     write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.2}
 
@@ -325,7 +326,8 @@ def _left_right(root: Path, rng, stage: _Stage, n: int) -> dict:
         data.append({"trial_num": i, "image": name, "word": CATEGORIES[target].word,
                      "answer": "left" if sides[i] == 0 else "right"})
     _write_frames(root, frames)
-    write_text(root / "trials.json", json.dumps({"suite": "left_right", "choices": ["left", "right"], "data": data}, indent=1))
+    write_text(root / "trials.json",
+               json.dumps({"suite": "left_right", "choices": ["left", "right"], "data": data}, indent=1))
     write_text(root / "truth.json", json.dumps(truth))
     return {"trials": n, "frames": len(frames), "chance": 0.5}
 
@@ -348,7 +350,7 @@ def _gaze(root: Path, rng, stage: _Stage, n: int, people) -> dict:
         dirs = sorted(rng.choice(len(_GAZE_DIRECTIONS), 3, replace=False))
         cats = [int(c) for c in rng.choice(len(CATEGORIES), 3, replace=False)]
         centres = []
-        for k, (d, cat) in enumerate(zip(dirs, cats)):
+        for k, (d, cat) in enumerate(zip(dirs, cats, strict=True)):
             ang = math.radians(_GAZE_DIRECTIONS[d] + rng.uniform(-6, 6))
             r = 0.36 * m * rng.uniform(0.95, 1.05)
             s = 0.17 * m * rng.uniform(0.9, 1.1)
@@ -422,7 +424,7 @@ def _permanence(root: Path, rng, stage: _Stage, n: int, movie_frames: int, peopl
             timeline = _half_timeline(rng, half)
             for present in (True, False):
                 seq = []
-                for f, lift in enumerate(timeline):
+                for lift in timeline:
                     y = int(round(oy - lift * lift_px))
                     layers = list(others) + (toy_layers if present else [])
                     layers.append(Layer(screen, int(ox), y, 2.0, OCCLUDER_TRACK))
@@ -443,7 +445,7 @@ def _permanence(root: Path, rng, stage: _Stage, n: int, movie_frames: int, peopl
         numbers = rng.permutation(4) + 1
         qdir = o1 / f"{q + 1:04d}"
         written: dict[tuple[int, bool, int], Path] = {}
-        for (first, second, possible), number in zip(conditions, numbers):
+        for (first, second, possible), number in zip(conditions, numbers, strict=True):
             mdir = qdir / str(int(number))
             (mdir / "scene").mkdir(parents=True, exist_ok=True)
             frames_truth = []

@@ -24,12 +24,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from babyfast._atomic import atomic_open
 
 from .vocab import CATEGORIES
+
+if TYPE_CHECKING:  # annotations only: world imports this module
+    from ._children import AgeModel
+    from .world import RecordingSpec
 
 __all__ = ["Truth", "TruthBuilder", "load_truth", "TRUTH_DIR", "FACE_TRACK", "OCCLUDER_TRACK", "HAND_TRACK"]
 
@@ -98,9 +103,9 @@ def load_truth(path: str | Path) -> Truth:
 class TruthBuilder:
     """Collects rows while a recording renders."""
 
-    spec: object
+    spec: RecordingSpec
     age_days: float
-    model: object
+    model: AgeModel
     rows: dict = field(default_factory=lambda: {name: [] for name in _TABLES})
     occluder_kinds: list = field(default_factory=list)
     utterances: list = field(default_factory=list)

@@ -15,6 +15,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -505,9 +506,10 @@ class Recording:
             d = float(depth_factor(self.y_person))
             return self.cx_person, self.y_person - _FACE_HEIGHT * d
         if kind == "thing":
+            what = cast(Thing, what)  # set by the "thing" branches of the gaze policy
             d = float(depth_factor(what.y))
             return what.x, what.y - (what.h + 0.5 * what.size) * d
-        return what
+        return cast("tuple[float, float]", what)  # a "point" fixation holds (x, y)
 
     def _step_camera(self) -> None:
         w = self.model.orient_rate
@@ -647,5 +649,6 @@ class Recording:
             frame, seen = compose(background, layers, self._light[i])
             self.truth.add_frame(i, view, self._light[i], self.episode, info, seen, self)
             yield frame
-        self.utterances = caregiver_utterances(self.truth, self.speech, stream(spec.seed, spec.child, spec.index, 0x7A1C))
+        self.utterances = caregiver_utterances(self.truth, self.speech,
+                                               stream(spec.seed, spec.child, spec.index, 0x7A1C))
         self.truth.utterances = self.utterances

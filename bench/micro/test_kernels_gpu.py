@@ -1,7 +1,8 @@
 """The kernels per backend on a CUDA GPU (marked gpu: left out of `make bench-quick`; skipped without CUDA).
 
     python -m pytest -q bench/micro/test_kernels_gpu.py -m gpu --benchmark-only
-    python -m pytest -q bench/micro/test_kernels_gpu.py -m gpu --benchmark-only --benchmark-json $OUT/kernels_pytest.json
+    python -m pytest -q bench/micro/test_kernels_gpu.py -m gpu --benchmark-only \\
+        --benchmark-json $OUT/kernels_pytest.json
 
 `extra_info` carries the FLOPs or bytes of each case, so TFLOP/s and GB/s follow from the stats.
 `python -m bench.kernels` is the script that writes the README's tables and checks the targets.

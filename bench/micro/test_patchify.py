@@ -24,7 +24,8 @@ def video() -> torch.Tensor:
 @pytest.mark.parametrize("embed", [None, 384], ids=["tokens", "embed384"])
 def test_patchify_reference_cpu(benchmark, video, embed):
     weight = None if embed is None else torch.randn(embed, 3, *TUBELET, generator=torch.Generator().manual_seed(1))
-    out = benchmark.pedantic(patchify_reference, args=(video, TUBELET), kwargs={"weight": weight, "dtype": torch.float32},
+    out = benchmark.pedantic(patchify_reference, args=(video, TUBELET),
+                             kwargs={"weight": weight, "dtype": torch.float32},
                              rounds=5, iterations=1, warmup_rounds=1)
     assert tuple(out.shape) == (1, TOKENS, embed or FEATURES)
     benchmark.extra_info["flops"] = 2 * TOKENS * FEATURES * (embed or FEATURES)

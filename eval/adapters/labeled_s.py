@@ -109,7 +109,7 @@ def load(path: str | Path) -> Suite:
         if target in foil_cats:
             raise ValueError(f"{where}: target category {target!r} is also a foil category")
         frames = [_frame(root, _files.text(d["target_img_filename"], where, "target_img_filename"), target, where)]
-        frames += [_frame(root, f, c, where) for f, c in zip(foil_imgs, foil_cats)]
+        frames += [_frame(root, f, c, where) for f, c in zip(foil_imgs, foil_cats, strict=True)]
         labels = [target, *foil_cats]
         k = int(positions[i]) % len(frames)
         order = [*range(1, k + 1), 0, *range(k + 1, len(frames))]  # the target moved to position k

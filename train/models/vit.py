@@ -58,7 +58,7 @@ def sincos_pos_embed_3d(grid: Sequence[int], dim: int) -> torch.Tensor:
     per = (dim // 3) // 2 * 2
     dims = (dim - 2 * per, per, per)
     axes = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")
-    parts = [_sincos_1d(a.reshape(-1), d) for a, d in zip(axes, dims)]
+    parts = [_sincos_1d(a.reshape(-1), d) for a, d in zip(axes, dims, strict=False)]
     return torch.cat(parts, dim=1).to(torch.float32)
 
 
@@ -80,7 +80,8 @@ class PatchEmbed(nn.Module):
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  backend: str = "auto") -> None:
         super().__init__()
-        self.tubelet = tuple(int(x) for x in tubelet)
+        # length checked just below
+        self.tubelet: tuple[int, int, int] = tuple(int(x) for x in tubelet)  # pyright: ignore[reportAttributeAccessIssue]
         if len(self.tubelet) != 3 or self.tubelet[1] != self.tubelet[2]:
             raise ValueError(f"PatchEmbed: tubelet must be (t, p, p), got {tuple(tubelet)}")
         self.mean, self.std, self.backend = tuple(mean), tuple(std), backend
@@ -209,7 +210,7 @@ class VideoViT(nn.Module):
                  tubelet: Sequence[int] = (2, 16, 16), qkv_bias: bool = True, drop_path: float = 0.0,
                  attention_backend: str = "auto", patchify_backend: str = "auto") -> None:
         super().__init__()
-        self.config = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+        self.config: dict[str, Any] = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
                            tubelet=list(tubelet), qkv_bias=qkv_bias, drop_path=drop_path,
                            attention_backend=attention_backend, patchify_backend=patchify_backend)
         if not 0.0 <= drop_path < 1.0:

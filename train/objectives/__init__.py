@@ -5,5 +5,6 @@ from .masking import TubeMask, TubeMaskSampler
 from .videomae import Reconstruction, VideoMAE, pixel_targets, unpatchify
 
 __all__ = ["Objective", "ObjectiveOutput", "create_objective", "list_objectives", "register_objective",
-           "TubeMask", "TubeMaskSampler", "VideoMAE", "Reconstruction", "pixel_targets", "unpatchify", "Contrastive", "VideoMAEContrastive",
+           "TubeMask", "TubeMaskSampler", "VideoMAE", "Reconstruction", "pixel_targets", "unpatchify", "Contrastive",
+           "VideoMAEContrastive",
            "symmetric_info_nce", "objective_class"]

@@ -88,6 +88,7 @@ class Contrastive(Objective):
     """
 
     needs_vocabulary = True
+    encoder: VideoViT
 
     def __init__(self, encoder: VideoViT, vocabulary: Vocabulary, embed_dim: int = 256, text_dim: int = 256,
                  text_encoder: Literal["mean", "transformer"] = "mean", text_depth: int = 2, text_heads: int = 4,
@@ -166,7 +167,8 @@ class Contrastive(Objective):
         video = linear_flops(n, 3 * tt * p * p, d) + len(enc.blocks) * block_flops(n, d, r) \
             + linear_flops(1, d, self.embed_dim)
         blocks = getattr(self.text, "blocks", [])
-        text = len(blocks) * block_flops(self.max_words, self.text.dim, 4.0) + linear_flops(1, self.text.dim, self.embed_dim)
+        text = len(blocks) * block_flops(self.max_words, self.text.dim, 4.0) \
+            + linear_flops(1, self.text.dim, self.embed_dim)
         return video + text
 
     def no_weight_decay(self) -> set[str]:

@@ -83,6 +83,8 @@ class VideoMAE(Objective):
         seed: key of the masks (with the step).
     """
 
+    encoder: VideoViT
+
     def __init__(self, encoder: VideoViT, mask_ratio: float = 0.9, decoder_dim: int | None = None,
                  decoder_depth: int = 4, decoder_heads: int | None = None, norm_pix_loss: bool = True,
                  seed: int = 0) -> None:
@@ -92,7 +94,8 @@ class VideoMAE(Objective):
         width = encoder.embed_dim
         default_dim, default_heads = DECODER_SIZES.get(width, (max(64, width // 2 // 64 * 64), 0))
         self.decoder_dim = decoder_dim or default_dim
-        heads = decoder_heads or (default_heads if decoder_dim is None and default_heads else max(1, self.decoder_dim // 64))
+        heads = decoder_heads or (default_heads if decoder_dim is None and default_heads
+                                  else max(1, self.decoder_dim // 64))
         self.encoder, self.mask_ratio, self.norm_pix_loss, self.seed = encoder, mask_ratio, norm_pix_loss, seed
         t, p, _ = encoder.tubelet
         self.pixels = 3 * t * p * p
@@ -154,7 +157,8 @@ class VideoMAE(Objective):
         mask = self.sampler(grid).sample(step, b, video.device)
         backend = self.encoder.patch_embed.backend
         every = torch.arange(n, device=video.device).expand(b, n)
-        pixels = pixel_targets(video, self.encoder.tubelet, every, normalize=False, backend=backend)  # [B, N, K], [0, 1]
+        # [B, N, K], [0, 1]
+        pixels = pixel_targets(video, self.encoder.tubelet, every, normalize=False, backend=backend)
         pred = self.reconstruct(video, mask.visible, mask.masked).float()
         target = pixel_targets(video, self.encoder.tubelet, mask.masked, self.norm_pix_loss, backend)
         error = ((pred - target) ** 2).mean(dim=(1, 2))
