@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from babyfast.train.plot import new_figure, save_png
+
 __all__ = ["write_report", "format_card", "plot_card", "compare_runs", "write_trajectory", "read_report"]
 
 
@@ -47,18 +49,8 @@ def format_card(report: dict[str, Any]) -> str:
 
 def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Every (milestone, protocol) as a bar with its interval, chance as a line, controls as markers."""
-    import logging
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    import matplotlib.pyplot as plt
-
-    from babyfast._atomic import atomic_open
-
     rows = report["rows"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5), constrained_layout=True)
+    fig, ax = new_figure((max(6.0, 0.9 * len(rows) + 2), 4.5))
     xs = range(len(rows))
     acc = [100 * r["accuracy"] for r in rows]
     # (a percentile bootstrap interval need not hold the mean itself: no bar below zero then)
@@ -79,10 +71,7 @@ def plot_card(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set(ylabel="accuracy % (95% CI); dashed: chance", ylim=(0, 105),
            title=f"{report['model']['objective']} {report['model']['model']}, step {report['model']['step']}")
     ax.legend(fontsize=7, loc="upper right")
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def write_report(evaluation: Any, out: str | os.PathLike[str]) -> dict[str, Path]:
@@ -109,12 +98,7 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def compare_runs(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> dict[str, Path]:
     """Headline rows of several runs side by side: comparison.md and comparison.png in `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from babyfast._atomic import atomic_open, write_text
+    from babyfast._atomic import write_text
 
     reports = [(str(p), read_report(p)) for p in paths]
     keys = []
@@ -134,7 +118,7 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths_out = {"md": write_text(out / "comparison.md", "\n".join(lines) + "\n")}
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(keys) + 2), 4.5), constrained_layout=True)
+    fig, ax = new_figure((max(6.0, 1.1 * len(keys) + 2), 4.5))
     width = 0.8 / max(1, len(reports))
     for j, (p, _) in enumerate(reports):
         xs = [i + j * width for i in range(len(keys))]
@@ -146,29 +130,21 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike
                   ha="right", fontsize=7)
     ax.set(ylabel="accuracy % (95% CI)", ylim=(0, 105))
     ax.legend(fontsize=7)
-    with atomic_open(out / "comparison.png", "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    paths_out["png"] = out / "comparison.png"
+    paths_out["png"] = save_png(fig, out / "comparison.png")
     return paths_out
 
 
 def write_trajectory(points: list[dict[str, Any]], out: str | os.PathLike[str]) -> dict[str, Path]:
     """trajectory.json and trajectory.png: each milestone's headline accuracy (with its interval) against
     clips seen, hours of video seen and the mean age of the children whose recordings were seen."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from babyfast._atomic import atomic_open, write_text
+    from babyfast._atomic import write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": write_text(out / "trajectory.json", json.dumps(points, indent=1, default=float))}
     milestones = sorted({r["milestone"] for p in points for r in p["rows"]})
     axes_x = (("clips", "clips seen"), ("hours", "hours of video seen"), ("age_days", "mean age seen (days)"))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    fig, axes = new_figure((15, 4.2), 1, 3)
     for ax, (key, label) in zip(axes, axes_x, strict=True):
         for k, name in enumerate(milestones):
             xs, ys, lo, hi = [], [], [], []
@@ -185,8 +161,5 @@ def write_trajectory(points: list[dict[str, Any]], out: str | os.PathLike[str]) 
         ax.set(xlabel=label, ylabel="headline accuracy % (95% CI)", ylim=(0, 105))
     axes[0].legend(fontsize=7)
     fig.suptitle("developmental trajectory: each checkpoint of the run")
-    with atomic_open(out / "trajectory.png", "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    paths["png"] = out / "trajectory.png"
+    paths["png"] = save_png(fig, out / "trajectory.png")
     return paths

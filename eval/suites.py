@@ -96,11 +96,14 @@ def _image(path: str) -> np.ndarray:
     return img
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file of a probe suite or benchmark; ValueError naming the file and `what` it should be."""
+    if not path.is_file():
+        raise ValueError(f"{path}: {what} not found")
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read probe file ({e})") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read {what} ({e})") from e
 
 
 def load_suite(path: str | Path, name: str | None = None) -> Suite:
@@ -111,7 +114,7 @@ def load_suite(path: str | Path, name: str | None = None) -> Suite:
     tj = root / "trials.json"
     if not tj.is_file():
         raise ValueError(f"{root}: not a probe suite folder (no trials.json or O1/); suites: {list(_SUITES)}")
-    doc = _read_json(tj)
+    doc = read_json(tj, "probe file")
     kind = doc.get("suite")
     data = doc.get("data")
     if kind not in _SUITES or not isinstance(data, list):
@@ -152,7 +155,7 @@ def _load_permanence(root: Path) -> Suite:
             if not frames:
                 raise ValueError(f"{mdir}/scene: no scene_*.png frames")
             movies.append(frames)
-            if _read_json(mdir / "status.json").get("possible"):
+            if read_json(mdir / "status.json", "probe file").get("possible"):
                 possible.append(k)
         if len(possible) != 2:
             raise ValueError(f"{qdir}: {len(possible)} movies marked possible; a quadruplet has 2")

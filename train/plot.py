@@ -3,8 +3,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from .metrics import read_metrics
+
+def new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:
+    """(figure, axes) drawn off-screen on matplotlib's Agg canvas. No pyplot: a notebook's or a desktop's
+    backend stays as the user set it, and no figure piles up in pyplot's registry."""
+    import logging
+
+    from matplotlib.figure import Figure
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    fig = Figure(figsize=figsize, constrained_layout=True)
+    return fig, fig.subplots(nrows, ncols)
+
+
+def save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write `fig` to `path` as a PNG, atomically."""
+    from babyfast._atomic import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    return Path(path)
 
 __all__ = ["plot_run"]
 
@@ -12,21 +32,13 @@ __all__ = ["plot_run"]
 def plot_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Draw loss (log scale) and learning rate, tokens/s, and MFU and loader stall against the step;
     writes `out` (default RUN/plot.png) and returns its path."""
-    import logging
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    import matplotlib.pyplot as plt
-
-    from babyfast._atomic import atomic_open
+    from .metrics import read_metrics  # here, so that eval's plots import without torch
 
     records = read_metrics(run)
     if not records:
         raise ValueError(f"{run}/metrics.jsonl holds no step records yet: nothing to plot")
     steps = [r["step"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    fig, axes = new_figure((15, 4), 1, 3)
     ax = axes[0]
     ax.plot(steps, [r["loss"] for r in records], color="C0", marker=".")
     ax.set(xlabel="step", ylabel="loss", yscale="log", title="loss")
@@ -45,8 +57,4 @@ def plot_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     ax.set(xlabel="step", ylabel="%", title="MFU and loader stall", ylim=(0, None))
     ax.legend()
     fig.suptitle(str(Path(run).resolve().name))
-    path = Path(out) if out is not None else Path(run) / "plot.png"
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, Path(out) if out is not None else Path(run) / "plot.png")

@@ -8,7 +8,6 @@ stimulus to the model's input size.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,15 +24,6 @@ def folder(path: str | Path, what: str) -> Path:
     if not p.is_dir():
         raise ValueError(f"{p}: {what} folder not found" if not p.exists() else f"{p}: not a folder ({what})")
     return p
-
-
-def read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise ValueError(f"{path}: {what} not found")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read {what} ({e})") from e
 
 
 def images_in(directory: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..suites import Suite, Trial
+from ..suites import Suite, Trial, read_json
 from . import _files
 
 __all__ = ["load", "BLOCKS"]
@@ -33,7 +33,7 @@ _MOVIES = ("1", "2", "3", "4")
 
 
 def _possible(status_path: Path) -> bool:
-    status = _files.read_json(status_path, "movie status")
+    status = read_json(status_path, "movie status")
     header = status.get("header") if isinstance(status, dict) else None
     if isinstance(header, dict) and "is_possible" in header:
         value = header["is_possible"]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..suites import Suite, Trial
+from ..suites import Suite, Trial, read_json
 from . import _files
 
 __all__ = ["load", "TRIAL_LISTS"]
@@ -90,7 +90,7 @@ def _frame(root: Path, name: str, category: str, where: str) -> str:
 def load(path: str | Path) -> Suite:
     """The Labeled-S suite in `path` (a folder, or its trial list file)."""
     root, listing = _trial_list(Path(path))
-    doc = _files.read_json(listing, "Labeled-S trial list")
+    doc = read_json(listing, "Labeled-S trial list")
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
         raise ValueError(f"{listing}: expected CVCL's evaluation format {{\"data\": [trials]}}, got "
