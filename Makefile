@@ -19,12 +19,12 @@ SHELL   := /bin/bash
 
 install: .venv/.built
 
-test: install lint test-cpp test-py
+test: install lint typecheck test-cpp test-py
 
-# ruff (lint, import order), configured in pyproject.toml, part of make test. pyright (basic mode) is
-# `make typecheck` until the tree passes it. pyright cannot follow the editable install's import hook that
-# maps kernels/, train/ and eval/ into `babyfast`, so it reads the package through a tree of links
-# (build/typecheck/babyfast, pyproject's extraPaths), rebuilt each run.
+# ruff (lint, import order) and pyright (basic mode), configured in pyproject.toml, both part of make test.
+# pyright cannot follow the editable install's import hook that maps kernels/, train/ and eval/ into
+# `babyfast`, so it reads the package through a tree of links (build/typecheck/babyfast, pyproject's
+# extraPaths), rebuilt each run.
 LINTED := babyfast kernels train eval bench
 lint: install
 	$(PY) -m ruff check $(LINTED)

@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if batches == 12:
             break
     secs = time.perf_counter() - t
+    if first is None:
+        raise RuntimeError(f"{store}: the ClipLoader yielded no batch")
     clips = batches * 8
     print(f"   {batches} batches of {tuple(first['video'].shape)} uint8 in {secs:.1f} s: {clips / secs:.1f} clips/s, "
           f"{clips * 16 / secs:.0f} frames/s; {len(loader)} batches per epoch")

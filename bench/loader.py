@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import psutil
@@ -56,7 +56,16 @@ from babyfast._atomic import temp_path
 from bench._common import RESULTS, write_result
 
 CLIP, FPS_OUT, SHORT, CROP, BATCH, WORKERS = 16, 10, 256, 224, 8, 2
-COLOUR = dict(brightness=0.2, contrast=0.2, saturation=0.2, hue=5.0)
+
+
+class _Colour(TypedDict):  # so that Augment(**COLOUR) is checked against Augment's fields
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+
+
+COLOUR: _Colour = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 5.0}
 
 
 def _random_resized_crop_flip(frames: torch.Tensor, box: np.ndarray, flip: bool) -> torch.Tensor:
@@ -139,8 +148,10 @@ class _ClipsFromFiles(torch.utils.data.Dataset):
         h, w = self.sizes[v]  # known up front, as a dataset's index would know it
         transforms = [] if size == (w, h) else [Resize((size[1], size[0]))]
         dec = VideoDecoder(str(path), seek_mode="approximate", dimension_order="NHWC", transforms=transforms)
-        fps = dec.metadata.average_fps
-        idx = [min(int(round(t * fps)), dec.metadata.num_frames - 1) for t in times]
+        fps, frames = dec.metadata.average_fps, dec.metadata.num_frames
+        if frames is None:
+            raise ValueError(f"{path}: torchcodec found no frame count")
+        idx = [min(int(round(t * fps)), frames - 1) for t in times]
         return dec.get_frames_at(idx).data
 
 
@@ -246,7 +257,8 @@ def main() -> int:
     files = {"source": sorted(src.glob("*.mp4")), "resized": sorted(small.glob("*.mp4"))}
     probes = {k: _probe(v) for k, v in files.items()}
 
-    crop_only = Augment(size=CROP, scale=((CROP / SHORT) ** 2,) * 2, ratio=(1.0, 1.0), flip=0.0)
+    area = (CROP / SHORT) ** 2
+    crop_only = Augment(size=CROP, scale=(area, area), ratio=(1.0, 1.0), flip=0.0)
     augments = {"clip_loader": Augment(), "clip_loader_colour": Augment(**COLOUR), "clip_loader_crop": crop_only}
     stats: dict[str, Any] = {}
 

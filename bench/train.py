@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -60,9 +60,11 @@ def _hf_model(encoder_cfg: dict[str, Any], decoder: tuple[int, int, int]) -> tor
     dd, ddepth, dheads = decoder
     cfg = VideoMAEConfig(image_size=SIZE, patch_size=16, num_channels=3, num_frames=CLIP, tubelet_size=2,
                          hidden_size=d, num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * d,
-                         qkv_bias=True, use_mean_pooling=False, norm_pix_loss=True, decoder_hidden_size=dd,
+                         qv_bias=True, use_mean_pooling=False, norm_pix_loss=True, decoder_hidden_size=dd,
                          decoder_num_hidden_layers=ddepth, decoder_num_attention_heads=dheads,
-                         decoder_intermediate_size=4 * dd, attn_implementation="sdpa")
+                         decoder_intermediate_size=4 * dd,
+                         # a PreTrainedConfig keyword taken by __post_init__, outside the dataclass signature
+                         attn_implementation="sdpa")  # pyright: ignore[reportCallIssue]
     return VideoMAEForPreTraining(cfg)
 
 
@@ -88,14 +90,18 @@ def step_benchmark(model: str, video: torch.Tensor, steps: int, device: torch.de
     from babyfast.train.loop import build_objective
     from babyfast.train.metrics import device_peak
     from babyfast.train.models import count_parameters
+    from babyfast.train.models.vit import Block
+    from babyfast.train.objectives.videomae import VideoMAE
     from babyfast.train.optim import build_optimizer
 
     cfg = load_config(None, [f"model.name={model}", "data.store=-", f"data.clip_len={CLIP}", f"data.size={SIZE}"])
     torch.manual_seed(0)
     ours = build_objective(cfg).to(device)
+    if not isinstance(ours, VideoMAE):
+        raise TypeError(f"the step benchmark compares VideoMAE objectives, got {type(ours).__name__}")
     ours_opt = build_optimizer(ours, cfg.optim, device, ours.no_weight_decay())
     hf = _hf_model(ours.encoder.config,
-                   (ours.decoder_dim, len(ours.decoder), ours.decoder[0].attn.num_heads)).to(device)
+                   (ours.decoder_dim, len(ours.decoder), cast(Block, ours.decoder[0]).attn.num_heads)).to(device)
     hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
     video = video.to(device)
     b = video.shape[0]
@@ -131,7 +137,7 @@ def step_benchmark(model: str, video: torch.Tensor, steps: int, device: torch.de
     out: dict[str, Any] = {"model": model, "batch": b, "input_tokens_per_clip": n_tokens,
                            "train_flops_per_clip": flops, "peak_flops": peak, "peak_source": source,
                            "parameters": {"babyfast_encoder": count_parameters(ours.encoder),
-                                          "transformers_encoder": count_parameters(hf.videomae),
+                                          "transformers_encoder": count_parameters(hf.get_submodule("videomae")),
                                           "babyfast_total": count_parameters(ours),
                                           "transformers_total": count_parameters(hf)},
                            "step_seconds": times}
@@ -148,6 +154,7 @@ def contrastive_benchmark(model: str, batch: Any, steps: int, device: torch.devi
     from babyfast.train.build import build_objective
     from babyfast.train.config import load_config
     from babyfast.train.metrics import device_peak
+    from babyfast.train.objectives.contrastive import Contrastive
     from babyfast.train.optim import build_optimizer
     from babyfast.train.vocab import build_vocabulary
 
@@ -155,6 +162,8 @@ def contrastive_benchmark(model: str, batch: Any, steps: int, device: torch.devi
                              f"data.size={SIZE}"])
     torch.manual_seed(0)
     objective = build_objective(cfg, build_vocabulary([t for t in batch.anchor_text if t])).to(device)
+    if not isinstance(objective, Contrastive):
+        raise TypeError(f"the contrastive benchmark needs a Contrastive objective, got {type(objective).__name__}")
     opt = build_optimizer(objective, cfg.optim, device, objective.no_weight_decay())
     ids, mask = objective.vocabulary.encode(batch.anchor_text, objective.max_words)
     inputs = {"video": batch.video.to(device), "text_ids": ids.to(device), "text_mask": mask.to(device),
@@ -240,6 +249,8 @@ def e2e_benchmark(model: str, work: Path, steps: int, batch: int, workers: int) 
         opt.zero_grad(set_to_none=True)
         done += i >= 5
     torch.cuda.synchronize()
+    if t_start is None:
+        raise ValueError(f"the end-to-end benchmark needs at least one timed step, got steps={steps}")
     elapsed = time.perf_counter() - t_start
     hf_tokens = done * batch * n_tokens / elapsed
     return {"model": model, "batch": batch, "steps": steps, "babyfast": ours,

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -59,11 +59,13 @@ def check_leakage(probes: str | os.PathLike[str], store: str | os.PathLike[str])
     group = zarr.open_group(str(store), mode="r")
     seen: set[int] = set()
     corpora: set[Path] = set()
-    for vid in group["videos"].group_keys() if "videos" in group else []:
+    for vid in cast(zarr.Group, group["videos"]).group_keys() if "videos" in group else []:
         prov.videos += 1
         source = group[f"videos/{vid}"].attrs.get("source")
         if not source:
             continue
+        if not isinstance(source, str):
+            raise LeakageError(f"{store}: video {vid!r} has a malformed source attribute {source!r}")
         src = Path(source).resolve()
         if probes == src or probes in src.parents:
             raise LeakageError(f"the training store {store} holds {vid!r}, ingested from {src}, inside the probe "

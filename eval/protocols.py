@@ -87,6 +87,17 @@ def _proba(clf: Any, x: np.ndarray, label: Any) -> np.ndarray:
     return clf.predict_proba(x)[:, classes.index(label)]
 
 
+def _labels(suite: Suite, idx: np.ndarray) -> list[str]:
+    """The per-stimulus labels of trials `idx`, in order (ValueError for a trial without labels)."""
+    out: list[str] = []
+    for i in idx:
+        trial = suite.trials[i]
+        if trial.labels is None:
+            raise ValueError(f"{suite.name}: trial {trial.id} has no labels to train on")
+        out.extend(trial.labels)
+    return out
+
+
 def _result(suite: Suite, protocol: str, test: np.ndarray, scores: list[float]) -> TrialScores:
     chance = float(np.mean([1.0 / len(suite.trials[i].choices) for i in test])) if suite.judge == "choice" else 0.5
     return TrialScores(suite.name, protocol, [suite.trials[i].id for i in test], np.asarray(scores, float), chance,
@@ -98,7 +109,7 @@ def probe_categories(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
     """4-way trials with per-frame categories (object recognition, Labeled-S)."""
     train, test = split(len(suite), seed)
     imgs, keys = _stimuli(suite, train)
-    labels = [lab for i in train for lab in suite.trials[i].labels]
+    labels = _labels(suite, train)
     clf = _classifier(model.features(imgs, keys), np.array(labels), seed)
     scores = []
     for i in test:
@@ -179,7 +190,7 @@ def _prototypes(feats: np.ndarray, labels: list[str], k: int, seed: int) -> dict
     return out
 
 
-def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str) -> int | None:
+def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str | None) -> int | None:
     if query not in protos:
         return None
     x = feats - protos["__mean__"]
@@ -198,7 +209,7 @@ def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[E
             lab_suite = source()
             lab_idx, test = np.arange(len(lab_suite)), np.arange(len(suite))
         imgs, keys = _stimuli(lab_suite, lab_idx)
-        labels = [lab for i in lab_idx for lab in lab_suite.trials[i].labels]
+        labels = _labels(lab_suite, lab_idx)
         protos = _prototypes(model.features(imgs, keys), labels, k, seed)
         scores = []
         for i in test:

@@ -29,19 +29,18 @@ class DaliGopDecoder:
             raise ValueError(f"DALI {where} decode handles {', '.join(allowed)}; the store's codec is {codec!r}")
         backend = "cpu" if device_id is None else "mixed"
         import nvidia.dali.fn as fn
-        import nvidia.dali.types as types
-        from nvidia.dali import pipeline_def
+        from nvidia.dali.pipeline import Pipeline
+        from nvidia.dali.types import DALIDataType, DALIImageType
 
-        @pipeline_def(batch_size=max_batch, num_threads=threads, device_id=device_id, exec_dynamic=True,
-                      prefetch_queue_depth=1)
-        def pipe():
-            data = fn.external_source(name="chunks", dtype=types.UINT8, device="cpu", batch=True)
+        self._pipe = Pipeline(batch_size=max_batch, num_threads=threads, device_id=device_id, exec_dynamic=True,
+                              prefetch_queue_depth=1)
+        with self._pipe:
+            data = fn.external_source(name="chunks", dtype=DALIDataType.UINT8, device="cpu", batch=True)
             if codec == "jpeg":
-                return fn.decoders.image(data, device=backend, output_type=types.RGB)
-            return fn.decoders.video(data, device=backend)
-
+                self._pipe.set_outputs(fn.decoders.image(data, device=backend, output_type=DALIImageType.RGB))
+            else:
+                self._pipe.set_outputs(fn.decoders.video(data, device=backend))
         self.codec, self.max_batch, self.on_gpu = codec, max_batch, device_id is not None
-        self._pipe = pipe()
         self._pipe.build()
         # One pipeline: feed and run from one thread at a time. Re-entrant, so that the caller can hold it
         # until it has gathered its clips from the returned views: the next run may reuse DALI's buffers.
@@ -53,7 +52,7 @@ class DaliGopDecoder:
         On the GPU: CUDA tensors that view DALI's output buffers (use them while holding `self.lock`).
         On the CPU: numpy arrays of their own.
         """
-        out: list[torch.Tensor] = []
+        out: list[torch.Tensor | np.ndarray] = []
         runs = -(-len(payloads) // self.max_batch)
         for i in range(0, len(payloads), self.max_batch):
             part = [np.frombuffer(p, dtype=np.uint8) for p in payloads[i:i + self.max_batch]]
@@ -61,8 +60,12 @@ class DaliGopDecoder:
                 self._pipe.feed_input("chunks", part)
                 (frames,) = self._pipe.run()
                 for k in range(len(part)):
-                    t = torch.from_dlpack(frames[k]) if self.on_gpu else np.array(frames[k])
-                    if self.on_gpu and runs > 1:  # more runs follow, which may reuse these buffers
-                        t = t.clone()
+                    t: torch.Tensor | np.ndarray
+                    if self.on_gpu:
+                        t = torch.from_dlpack(frames[k])
+                        if runs > 1:  # more runs follow, which may reuse these buffers
+                            t = t.clone()
+                    else:
+                        t = np.array(frames[k])
                     out.append(t[None] if self.codec == "jpeg" else t)
         return out

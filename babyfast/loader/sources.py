@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from babyfast._fork import rebuild_after_fork
+
+if TYPE_CHECKING:
+    from babyfast.store.reader import ChunkReader
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class StoreSource:
         self._gpu = None  # the GPU decoder (DALI mixed)
         self._dali_cpu = None
         self._init_lock = threading.Lock()
-        self._reader = None
+        self._reader: ChunkReader | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._meta: dict[int, VideoMeta] = {}
         self._videos: dict[int, Any] = {}  # StoredVideo, or what is wrong with its metadata
@@ -128,10 +131,9 @@ class StoreSource:
             from babyfast.store._validate import load_video
             from babyfast.store.layout import StoreError
 
-            if self._reader is None:
-                self._ensure()
+            reader, _ = self._ensure()
             try:
-                self._videos[v] = load_video(self._reader, self.info, self.ids[v],
+                self._videos[v] = load_video(reader, self.info, self.ids[v],
                                              indexed_frames=int(self.frames_per_video[v]))
             except StoreError as e:
                 self._videos[v] = str(e)
@@ -154,9 +156,13 @@ class StoreSource:
                 timestamps=video.timestamps, utterances=video.utterances)
         return self._meta[v]
 
-    def _ensure(self) -> None:
+    def _ensure(self) -> tuple[ChunkReader, ThreadPoolExecutor]:
+        """This process's reader and decode threads, made on first use."""
         with self._init_lock:  # batch threads call this at once on the first batches
             self._ensure_locked()
+            reader, pool = self._reader, self._pool
+        assert reader is not None and pool is not None  # made together by _ensure_locked
+        return reader, pool
 
     def _ensure_locked(self) -> None:
         if self._reader is None:
@@ -213,7 +219,7 @@ class StoreSource:
     def read(self, requests: Sequence[tuple[int, np.ndarray]]) -> ReadBatch:
         """The chunk bytes of each (video index, frame indices) request, read once per chunk by the C++
         reader (what could not be read is a ChunkError per chunk)."""
-        self._ensure()
+        reader, _ = self._ensure()
         g = self.info.gop
         needed = sorted({(v, int(c)) for v, idx in requests for c in np.unique(idx // g)})
         errors: dict[tuple[int, int], ChunkError] = {}
@@ -226,7 +232,7 @@ class StoreSource:
             errors.update({k: ChunkError(self.ids[v], k[1], f"past the array's {n} chunks (stale index?)")
                            for k in needed if k[0] == v and k[1] >= n})
         needed = [k for k in needed if k not in errors]
-        batch = self._reader.read([(self.ids[v], c) for v, c in needed], on_error="mark")
+        batch = reader.read([(self.ids[v], c) for v, c in needed], on_error="mark")
         payloads = []
         for i, (v, c) in enumerate(needed):
             err = batch.error(i)
@@ -259,7 +265,7 @@ class StoreSource:
         if self._dali_cpu is not None:
             decoded = self._decode_dali(self._dali_cpu, read.payloads)
         else:
-            decoded = dict(self._pool.map(decode, read.payloads))
+            decoded = dict(self._ensure()[1].map(decode, read.payloads))
         read.release()  # the reader's arena goes back before the frames are gathered
         return self._assemble(read.requests, {**decoded, **read.errors})
 
@@ -350,6 +356,7 @@ class VideoFileSource:
 
     def _clip(self, v: int, idx: np.ndarray) -> np.ndarray | ChunkError:
         import av
+        import av.error
 
         from babyfast.store.recording import _centre_crop, output_size, to_rgb
 

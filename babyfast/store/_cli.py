@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
 
 
 def _parser(kind: type, flag: str):
@@ -36,7 +37,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
             continue
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         kind = float if type_name == "float" else int if type_name.startswith("int") else str
-        extra = {"choices": list(meta["choices"])} if "choices" in meta else {}
+        extra: dict[str, Any] = {"choices": list(meta["choices"])} if "choices" in meta else {}
         shown = ("" if f.default is None
                  else f" (default {f.default:g})" if kind is not str else f" (default {f.default})")
         p.add_argument(flag, dest=f.name, default=f.default, help=meta["help"] + shown,

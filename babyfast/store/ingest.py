@@ -234,6 +234,7 @@ def _write_frames(group: Any, frames_iter: Any, opts: IngestOptions, progress: A
         nonlocal arr, n, filled
         if not filled:
             return
+        assert buf is not None  # filled > 0: a frame was buffered
         data = buf[:filled]
         if arr is None:
             h, w = data.shape[1:3]
@@ -352,6 +353,8 @@ def _read_sidecars(src_root: Path, transcripts: str | os.PathLike[str] | None,
 def _open_store(store: Path, src_root: Path, opts: IngestOptions) -> dict[str, Any]:
     """Create the store (or check that it fits `opts`) and clean up after interrupted runs; returns the
     creation info of this run."""
+    if opts.quality is None:
+        raise ValueError("_open_store needs resolved options (IngestOptions.resolved() fills in the quality)")
     created = {"by": "babyfast ingest", "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "host": platform.node(), "source": str(src_root.resolve())}
     fmt.create_store(store, height=opts.size if opts.crop else None, width=opts.size if opts.crop else None,

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -170,7 +170,7 @@ def store_info(path: str | os.PathLike[str]) -> StoreInfo:
         raise StoreError(f"{meta_path}: malformed '{ROOT_KEY}' attribute ({what}): {attrs}") from e
 
 
-def open_store(path: str | os.PathLike[str], mode: str = "r"):
+def open_store(path: str | os.PathLike[str], mode: Literal["r", "r+", "a", "w", "w-"] = "r"):
     """Open a babyfast store as a zarr group after validating its format. Returns (group, StoreInfo)."""
     import zarr
 
@@ -437,7 +437,7 @@ def read_index(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise StoreError(f"{idir}: index columns differ in length: {n}")
     try:
         group = zarr.open_group(str(idir), mode="r")
-        out = {name: np.asarray(group[name][:]) for name in INDEX_COLUMNS}
+        out = {name: np.asarray(cast(zarr.Array, group[name])[:]) for name in INDEX_COLUMNS}
     except Exception as e:  # noqa: BLE001  (zarr's errors about a damaged array are of many kinds)
         raise StoreError(f"{idir}: unreadable index ({type(e).__name__}: {e}); run babyfast check") from e
     for name in ("frames", "chunks"):

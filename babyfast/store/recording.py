@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.error
 import numpy as np
 
 from babyfast.store import _limits as limits
@@ -181,8 +182,9 @@ def iter_frames(path: str | os.PathLike[str], fps: float, size: int, crop: bool 
         report.duration = declared_video_duration(container, stream)
         _check_size(stream.codec_context.width, stream.codec_context.height, "the header's frame size")
         step = 1.0 / fps
-        t0 = None  # time of output frame 0, moved on by every skipped jump
-        first = None  # time of the first source frame
+        # t0 and first are set by the first decoded frame, before anything reads them
+        t0 = 0.0  # time of output frame 0, moved on by every skipped jump
+        first = 0.0  # time of the first source frame
         k = 0  # next output frame
         held: tuple[float, np.ndarray] | None = None  # last source frame, already resized
         last_dt = 1.0 / report.source_fps if report.source_fps else step

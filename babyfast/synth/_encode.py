@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -53,10 +54,11 @@ class VideoWriter:
         threads: int = 1,
     ):
         import av
+        import av.filter
 
-        encoder, ext, pix_fmt, options = CODECS[codec] if codec in CODECS else (None, None, None, None)
-        if encoder is None:
+        if codec not in CODECS:
             raise ValueError(f"{path}: unknown codec {codec!r}; allowed: {sorted(CODECS)}")
+        encoder, ext, pix_fmt, options = CODECS[codec]
         if width % 2 or height % 2 or width < 16 or height < 16:
             raise ValueError(f"{path}: frame size {width}x{height} must be even and at least 16x16")
         if gop is not None and gop < 1:
@@ -66,7 +68,8 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         rate = Fraction(fps).limit_denominator(1001)
         self._container = av.open(str(self._tmp), "w", format={"mp4": "mp4", "webm": "webm", "avi": "avi"}[ext])
-        st = self._container.add_stream(encoder, rate=rate)
+        # Every encoder in CODECS is a video encoder; the stubs only know that for literal codec names.
+        st = cast(av.VideoStream, self._container.add_stream(encoder, rate=rate))
         st.width, st.height, st.pix_fmt = self.width, self.height, pix_fmt
         st.codec_context.thread_count = int(threads)
         opts = dict(options)
@@ -86,10 +89,10 @@ class VideoWriter:
         self._stream = st
         self._rate = rate
         self._n = 0
-        self._graph = None
+        self._graph: av.filter.Graph | None = None
         if blur_sigma >= _MIN_BLUR:
             g = av.filter.Graph()
-            src = g.add_buffer(width=self.width, height=self.height, format="rgb24", time_base=1 / rate)
+            src = g.add_buffer(width=self.width, height=self.height, format=av.VideoFormat("rgb24"), time_base=1 / rate)
             fmt = g.add("format", pix_fmt)
             blur = g.add("gblur", f"sigma={blur_sigma:.3f}")
             sink = g.add("buffersink")
@@ -103,6 +106,8 @@ class VideoWriter:
         """Append one (height, width, 3) uint8 frame."""
         import av
 
+        if self._container is None:
+            raise RuntimeError(f"{self.path}: write() after close()")
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(
                 f"{self.path}: frame {self._n} has shape {rgb.shape} {rgb.dtype}; "
@@ -114,7 +119,7 @@ class VideoWriter:
         self._n += 1
         if self._graph is not None:
             self._graph.push(frame)
-            frame = self._graph.pull()
+            frame = cast(av.VideoFrame, self._graph.pull())  # a video graph yields video frames
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

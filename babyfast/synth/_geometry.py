@@ -9,6 +9,7 @@ output size, so a 64-pixel render and a 640-pixel render show the same scene.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -20,6 +21,10 @@ FLOOR_NEAR = PANO_H - 14.0  # nearest ground y a thing may stand at
 FLOOR_FAR = HORIZON + 24.0  # farthest
 
 
+@overload
+def depth_factor(y: float) -> float: ...
+@overload
+def depth_factor(y: np.ndarray) -> np.ndarray: ...
 def depth_factor(y: float | np.ndarray) -> float | np.ndarray:
     """Apparent scale of a thing standing at ground y (0.5 at the horizon, 1.4 at the near edge)."""
     if isinstance(y, float):  # the per-frame path: plain floats, no array round trip

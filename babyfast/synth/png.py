@@ -49,6 +49,7 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 def read_png(path: str | Path) -> np.ndarray:
     """Decode an image file (PNG or anything FFmpeg reads) to an (H, W, 3) uint8 RGB array."""
     import av
+    import av.error
 
     try:
         with av.open(str(path)) as c:

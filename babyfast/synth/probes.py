@@ -115,6 +115,8 @@ class _Stage:
         # still move the random stream, and with it every probe)
         ab = int(self.rng.integers(ANGLE_BUCKETS)) if CATEGORIES[cat].spins else 0
         sp = toy_sprite(cat, inst, size_bucket(px), ab)
+        if sp is None:
+            raise ValueError(f"probe toy {CATEGORIES[cat].word} #{inst} at {px:.1f} px draws no visible pixels")
         self.meta[track] = {"category": cat, "word": CATEGORIES[cat].word, "instance": inst}
         out = [Layer(sp, int(round(x)), int(round(y)), depth, track)]
         if shadow:

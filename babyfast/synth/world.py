@@ -95,7 +95,7 @@ class Hand:
     y: float
     h: float
     rest: Callable[[], tuple[float, float, float]]
-    steps: deque = field(default_factory=deque)
+    steps: deque[tuple] = field(default_factory=deque)
     step: tuple | None = None
     t0: float = 0.0
     p0: tuple[float, float, float] = (0.0, 0.0, 0.0)

@@ -11,10 +11,11 @@ import pytest
 from babyfast.loader.augment import Augment, transform_clips
 
 BATCH = 8
+_AREA = (224 / 256) ** 2
 AUGMENTS = {
     "default": Augment(),  # random resized crop (scale 0.25-1) to 224 + flip
     "colour": Augment(brightness=0.2, contrast=0.2, saturation=0.2, hue=5.0),
-    "crop_only": Augment(size=224, scale=((224 / 256) ** 2,) * 2, ratio=(1.0, 1.0), flip=0.0),
+    "crop_only": Augment(size=224, scale=(_AREA, _AREA), ratio=(1.0, 1.0), flip=0.0),
 }
 
 
