@@ -231,6 +231,40 @@ def test_other_codecs_round_trip(tmp_path: Path, codec: str, gop: int, floor: fl
     assert got.shape == ref.shape and min(psnr(a, b) for a, b in zip(got, ref)) >= floor
 
 
+def _fresh_decode(payload: bytes, h: int, w: int) -> np.ndarray:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(payload), "r") as container:  # a new decoder, probing included
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])[:, :h, :w]
+
+
+def test_decoders_kept_across_chunks_decode_as_a_fresh_one(tmp_path: Path) -> None:
+    # decode_gop keeps a few open decoders per thread: chunks of other codecs and sizes in between, a
+    # damaged chunk, and a chunk of more frames than its shape must not change what the next one decodes
+    from babyfast.store.codec import decode_gop, encode_gop
+
+    rng = np.random.default_rng(0)
+    chunks = []
+    for codec in ("h264", "hevc", "vp9", "av1"):
+        for h, w in ((48, 64), (34, 50)):
+            base = rng.integers(0, 255, (1, h, w, 3)).astype(np.float32)
+            frames = np.clip(base + rng.normal(0, 20, (8, h, w, 3)), 0, 255).astype(np.uint8)
+            payload = encode_gop(frames, codec)
+            chunks.append((codec, h, w, payload, _fresh_decode(payload, h, w)))
+    order = [chunks[i] for i in np.random.default_rng(1).permutation(len(chunks) * 3) % len(chunks)]
+    for n, (codec, h, w, payload, want) in enumerate(order):
+        if n % 5 == 2:
+            with pytest.raises(ValueError, match=f"{codec} chunk"):
+                decode_gop(payload[: len(payload) // 2], codec, 8, h, w)
+        if n % 7 == 3:
+            with pytest.raises(ValueError, match="decoded to more than 4 frames, expected 4"):
+                decode_gop(payload, codec, 4, h, w)
+        got = decode_gop(payload, codec, 8, h, w)
+        assert got.shape == (8, h, w, 3) and np.array_equal(got, want), (n, codec, h, w)
+
+
 def test_jpeg_needs_gop_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="gop must be 1"):
         ingest(tmp_path, tmp_path / "store", codec="jpeg", gop=16, progress=False)

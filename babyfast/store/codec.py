@@ -8,11 +8,13 @@ the loader. Frame sizes need not be even: frames are padded to even sizes for 4:
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import av
+import av.error
 import numpy as np
 from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
@@ -115,6 +117,50 @@ def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 
 
 _NO_PROBE = {"probesize": "32", "analyzeduration": "0"}
+_DECODERS_PER_THREAD = 4
+_decoders = threading.local()
+
+
+def _decoder(stream: av.VideoStream) -> av.VideoCodecContext:
+    """An open decoder for chunks like `stream`'s, kept per thread across chunks.
+
+    Opening a decoder costs about as much as demuxing a 16-frame chunk, and every chunk of a video has the
+    same parameters, so each thread keeps its last few, keyed by what they were opened with. They decode
+    on one thread (the caller's): chunks are decoded in parallel already, a chunk is one slice per frame,
+    and a decoder with threads of its own would hang a process forked while it lives.
+    """
+    cc = stream.codec_context
+    key = (cc.codec.name, bytes(cc.extradata or b""), cc.width, cc.height, cc.format.name if cc.format else "")
+    cache: dict = getattr(_decoders, "cache", None) or {}
+    _decoders.cache = cache
+    ctx = cache.pop(key, None)
+    if ctx is None:
+        ctx = cast(av.VideoCodecContext, av.CodecContext.create(cc.codec.name, "r"))  # a video codec: cc's
+        if cc.extradata:
+            ctx.extradata = cc.extradata
+        ctx.width, ctx.height = cc.width, cc.height
+        ctx.thread_count = 1
+        while len(cache) >= _DECODERS_PER_THREAD:
+            cache.pop(next(iter(cache)))
+    cache[key] = ctx  # most recently used last
+    return ctx
+
+
+def _decode_video(payload: bytes, codec: str, frames: int) -> list[np.ndarray]:
+    with av.open(io.BytesIO(payload), "r", format="matroska", options=_NO_PROBE) as container:
+        stream = container.streams.video[0]
+        ctx = _decoder(stream)
+        got: list[np.ndarray] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size:  # the demuxer ends with an empty packet; the flush below drains the decoder
+                    got.extend(to_rgb(f) for f in ctx.decode(packet))
+                if len(got) > frames:  # bounded by the chunk's shape, whatever the payload holds
+                    break
+            got.extend(to_rgb(f) for f in ctx.decode(None))
+        finally:
+            ctx.flush_buffers()  # the next chunk starts from a clean decoder, whatever happened here
+    return got
 
 
 def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int, height: int,
@@ -138,14 +184,12 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
         try:
             # the chunk's header holds the stream's parameters: probing would decode frames only to learn
             # them again (a quarter of a 16-frame chunk's decode time); the frames are the same either way
-            with av.open(io.BytesIO(bytes(payload)), "r", format="matroska", options=_NO_PROBE) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "SLICE"
-                got = [to_rgb(f) for f in container.decode(stream)]
+            got = _decode_video(bytes(payload), codec, frames)
         except av.error.FFmpegError as e:
             raise ValueError(f"{CODEC_NAME}: cannot decode {codec} chunk: {e}") from e
     if len(got) != frames:
-        raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to {len(got)} frames, expected {frames}")
+        what = f"more than {frames}" if len(got) > frames else str(len(got))
+        raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to {what} frames, expected {frames}")
     out = np.stack(got)
     if out.shape[1] < height or out.shape[2] < width:
         raise ValueError(f"{CODEC_NAME}: {codec} chunk frames are {out.shape[1:3]}, "
