@@ -51,6 +51,7 @@ def test_bad_overrides_name_the_key(override: str, message: str) -> None:
     ("data.clip_len=5", r"'data.clip_len' = 5 .* multiple of the tubelet's 2 frames"),
     ("data.size=100", r"'data.size' = 100 .* multiple of the patch size 16"),
     ("data.order=random", r"'data.order' = 'random' is not allowed; one of shuffle, age, age_mix"),
+    ("data.window=0", r"'data.window' = 0 is not allowed; it must be >= 1"),
     ("train.precision=fp8", r"'train.precision'"),
     ("optim.min_lr=1", r"'optim.min_lr'"),
     ("model.attention_backend=flash3", r"'model.attention_backend'"),

@@ -46,6 +46,12 @@ def ddp_run(store: Path, tmp_path_factory) -> Path:
     return out
 
 
+def test_the_data_config_window_reaches_the_loader_plan(store: Path, tmp_path: Path) -> None:
+    cfg = validate(load_config(None, tiny(store, tmp_path / "w", "data.order=age", "data.window=3")))
+    loader = make_loader(cfg.data, cfg.train.seed, 0, 1, torch.device("cpu"))
+    assert loader.plan.order == "age" and loader.plan.window == 3
+
+
 def test_first_ddp_step_equals_one_process_on_the_concatenated_batch(store: Path, ddp_run: Path, tmp_path: Path) -> None:
     cfg = validate(load_config(None, tiny(store, tmp_path / "single", "train.steps=2")))
     cpu = torch.device("cpu")

@@ -18,6 +18,8 @@ from typing import Any, Union
 
 import yaml
 
+from babyfast.loader.plan import DEFAULT_WINDOW
+
 __all__ = ["Config", "DataConfig", "ModelConfig", "VideoMAEConfig", "ContrastiveConfig", "VideoMAEContrastiveConfig",
            "OptimConfig", "TrainConfig", "ConfigError",
            "load_config", "config_from_dict", "config_to_dict", "apply_overrides", "find_config", "validate",
@@ -44,6 +46,7 @@ class DataConfig:
     scale: tuple[float, float] = (0.25, 1.0)   # random resized crop: area fraction range
     flip: float = 0.5               # horizontal flip probability
     order: str = "shuffle"          # shuffle | age | age_mix (curriculum by the child's age)
+    window: int = DEFAULT_WINDOW    # age, age_mix: clips are shuffled inside windows of this many candidates
     threads: int = 2                # the loader's read/decode threads
     prefetch: int = 4               # batches made ahead
     workers: int = 0                # DataLoader worker processes (0: the loader's threads in this process)
@@ -322,7 +325,8 @@ def validate(cfg: Config) -> Config:
     for key, value, low in (("data.clip_len", d.clip_len, 1), ("data.size", d.size, 1),
                             ("data.batch_size", d.batch_size, 1),
                             ("data.frame_step", d.frame_step, 1), ("data.threads", d.threads, 1),
-                            ("data.prefetch", d.prefetch, 1), ("data.workers", d.workers, 0),
+                            ("data.prefetch", d.prefetch, 1), ("data.window", d.window, 1),
+                            ("data.workers", d.workers, 0),
                             ("optim.accum_steps", o.accum_steps, 1), ("optim.warmup_steps", o.warmup_steps, 0),
                             ("train.steps", t.steps, 1), ("train.log_every", t.log_every, 1),
                             ("train.save_every", t.save_every, 1), ("train.keep", t.keep, 1),

@@ -26,7 +26,8 @@ def make_loader(cfg: DataConfig, seed: int, rank: int, world_size: int, device: 
     return ClipLoader(cfg.store, clip_len=cfg.clip_len, batch_size=cfg.batch_size, frame_step=cfg.frame_step,
                       start_stride=cfg.start_stride, jitter_starts=cfg.jitter_starts, anchor=cfg.anchor,  # type: ignore[arg-type]
                       augment=augment, device=deliver, seed=seed, rank=rank, world_size=world_size,
-                      order=cfg.order, prefetch=cfg.prefetch, threads=cfg.threads, decoder=cfg.decoder)  # type: ignore[arg-type]
+                      order=cfg.order, window=cfg.window,  # type: ignore[arg-type]
+                      prefetch=cfg.prefetch, threads=cfg.threads, decoder=cfg.decoder)  # type: ignore[arg-type]
 
 
 class BatchStream:
