@@ -342,3 +342,19 @@ def test_store_with_kept_aspect_ratios(tmp_path: Path) -> None:
     assert longest > 32  # boxes longer than the short side exist: each clip used its own frame size
     with pytest.raises(ValueError, match="differ in frame size"):
         list(ClipLoader(tmp_path / "store", clip_len=4, batch_size=4, augment=NONE, seed=1))
+
+
+def test_clips_inside_one_chunk_are_views_and_every_request_reads_the_stored_frames(store: Path) -> None:
+    from babyfast.loader.sources import StoreSource
+
+    src = StoreSource(store)
+    v = src.ids.index("v0")
+    stored = zarr.open_group(str(store), mode="r")["videos/v0/frames"][:]
+    requests = {"one chunk": np.arange(4, 8), "one chunk, step 2": np.array([8, 10]), "one frame": np.array([5]),
+                "two chunks": np.arange(6, 10), "two chunks, step 3": np.array([2, 5, 8])}
+    got = src.frames([(v, idx) for idx in requests.values()])
+    for (what, idx), clip in zip(requests.items(), got, strict=True):
+        assert np.array_equal(clip, stored[idx]), what
+        # gop 4: a clip inside one chunk views the decoded chunk, one across chunks is gathered
+        assert (clip.base is not None) == what.startswith("one"), what
+    src.close()

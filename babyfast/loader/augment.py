@@ -208,6 +208,8 @@ def _transform_cpu(clips: Sequence[np.ndarray | torch.Tensor], params: ClipParam
             _core.colour_crop(src, (y0, x0, bh, bw), flip, m, o, box)
         elif resize:  # torch's resize reads a contiguous box faster than the strided crop, copy included
             box = np.ascontiguousarray(src[:, y0:y0 + bh, x0:x0 + bw])
+            if not box.flags.writeable:  # a contiguous view of a read-only decoder buffer: torch warns
+                box = box.copy()  # about read-only arrays, though the resize only reads it
         else:
             dst[i] = src[:, y0:y0 + bh, x0:x0 + bw]
         if resize:

@@ -61,6 +61,19 @@ class ChunkError(RuntimeError):
         self.video, self.chunk, self.what = video, chunk, what
 
 
+def _one_chunk_view(decoded: dict, v: int, idx: np.ndarray, chunks: np.ndarray, g: int) -> np.ndarray | None:
+    """The clip as a strided view of its chunk's decoded frames, when all its frames lie in one chunk at
+    a constant positive step; None otherwise. The decoded arrays are the loader's own and only read."""
+    c = int(chunks[0])
+    if len(idx) == 0 or int(chunks[-1]) != c:
+        return None
+    local = idx - c * g
+    step = int(local[1] - local[0]) if len(local) > 1 else 1
+    if step < 1 or not np.array_equal(local, local[0] + step * np.arange(len(local))):
+        return None
+    return decoded[(v, c)][int(local[0]):int(local[-1]) + 1:step]
+
+
 class StoreSource:
     """Frames from a babyfast store: the C++ reader fetches chunk bytes; DALI decodes them on the GPU
     (device "cuda"), or on the CPU DALI's CPU decoders (vp9, jpeg) or PyAV (h264, hevc, av1) in threads,
@@ -282,6 +295,10 @@ class StoreSource:
                         if isinstance(decoded[(v, int(c))], ChunkError)), None)
             if bad is not None:
                 out.append(bad)
+                continue
+            view = None if self._gpu is not None else _one_chunk_view(decoded, v, idx, chunks, g)
+            if view is not None:  # a clip inside one chunk (the default: clips of one GOP): no copy
+                out.append(view)
                 continue
             picked = [decoded[(v, int(c))][int(f - c * g)] for f, c in zip(idx, chunks, strict=True)]
             if self._gpu is not None:

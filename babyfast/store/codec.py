@@ -116,7 +116,12 @@ def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     return b"".join(bytes(p) for p in packets)
 
 
+# The chunk's header holds the stream's parameters. Probing would read frames to learn them again (a
+# quarter of a 16-frame chunk's decode time), and opening the container still decodes a first frame, in a
+# decoder of its own, unless told to skip it (over half the cost of opening a chunk). The frames are the
+# same either way: they come from the decoder kept per thread.
 _NO_PROBE = {"probesize": "32", "analyzeduration": "0"}
+_NO_PROBE_DECODE = [{"skip_frame": "all"}]
 _DECODERS_PER_THREAD = 4
 _decoders = threading.local()
 
@@ -130,7 +135,7 @@ def _decoder(stream: av.VideoStream) -> av.VideoCodecContext:
     and a decoder with threads of its own would hang a process forked while it lives.
     """
     cc = stream.codec_context
-    key = (cc.codec.name, bytes(cc.extradata or b""), cc.width, cc.height, cc.format.name if cc.format else "")
+    key = (cc.codec.name, bytes(cc.extradata or b""), cc.width, cc.height)
     cache: dict = getattr(_decoders, "cache", None) or {}
     _decoders.cache = cache
     ctx = cache.pop(key, None)
@@ -146,21 +151,35 @@ def _decoder(stream: av.VideoStream) -> av.VideoCodecContext:
     return ctx
 
 
-def _decode_video(payload: bytes, codec: str, frames: int) -> list[np.ndarray]:
-    with av.open(io.BytesIO(payload), "r", format="matroska", options=_NO_PROBE) as container:
+def _decode_video(payload: bytes, codec: str, frames: int) -> np.ndarray:
+    """The chunk's frames, each written into one (frames, H, W, 3) array as soon as it is decoded (while
+    it is in cache: stacking them afterwards cost as much again as converting them)."""
+    out: np.ndarray | None = None
+    n = 0
+    with av.open(io.BytesIO(payload), "r", format="matroska", options=_NO_PROBE,
+                 stream_options=_NO_PROBE_DECODE) as container:
         stream = container.streams.video[0]
         ctx = _decoder(stream)
-        got: list[np.ndarray] = []
         try:
             for packet in container.demux(stream):
-                if packet.size:  # the demuxer ends with an empty packet; the flush below drains the decoder
-                    got.extend(to_rgb(f) for f in ctx.decode(packet))
-                if len(got) > frames:  # bounded by the chunk's shape, whatever the payload holds
+                # the demuxer ends with an empty packet; decode(None) then drains the decoder
+                for frame in ctx.decode(packet if packet.size else None):
+                    if n == frames:  # bounded by the chunk's shape, whatever the payload holds
+                        raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to more than {frames} frames, "
+                                         f"expected {frames}")
+                    if out is None:
+                        out = np.empty((frames, frame.height, frame.width, 3), np.uint8)
+                    if (frame.height, frame.width) != out.shape[1:3]:
+                        raise ValueError(f"{CODEC_NAME}: {codec} chunk changes frame size at frame {n}")
+                    out[n] = to_rgb(frame)
+                    n += 1
+                if not packet.size:
                     break
-            got.extend(to_rgb(f) for f in ctx.decode(None))
         finally:
             ctx.flush_buffers()  # the next chunk starts from a clean decoder, whatever happened here
-    return got
+    if n != frames or out is None:
+        raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to {n} frames, expected {frames}")
+    return out
 
 
 def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int, height: int,
@@ -179,18 +198,14 @@ def decode_gop(payload: bytes | memoryview | np.ndarray, codec: str, frames: int
             decoded = list(ctx.decode(av.Packet(bytes(payload)))) + list(ctx.decode(None))
         except av.error.FFmpegError as e:
             raise ValueError(f"{CODEC_NAME}: cannot decode jpeg chunk: {e}") from e
-        got = [to_rgb(f) for f in decoded]
+        if len(decoded) != frames:
+            raise ValueError(f"{CODEC_NAME}: jpeg chunk decoded to {len(decoded)} frames, expected {frames}")
+        out = np.stack([to_rgb(f) for f in decoded])
     else:
         try:
-            # the chunk's header holds the stream's parameters: probing would decode frames only to learn
-            # them again (a quarter of a 16-frame chunk's decode time); the frames are the same either way
-            got = _decode_video(bytes(payload), codec, frames)
+            out = _decode_video(bytes(payload), codec, frames)
         except av.error.FFmpegError as e:
             raise ValueError(f"{CODEC_NAME}: cannot decode {codec} chunk: {e}") from e
-    if len(got) != frames:
-        what = f"more than {frames}" if len(got) > frames else str(len(got))
-        raise ValueError(f"{CODEC_NAME}: {codec} chunk decoded to {what} frames, expected {frames}")
-    out = np.stack(got)
     if out.shape[1] < height or out.shape[2] < width:
         raise ValueError(f"{CODEC_NAME}: {codec} chunk frames are {out.shape[1:3]}, "
                          f"expected at least {(height, width)}")
