@@ -27,7 +27,7 @@ import numpy as np
 from .features import EvalModel
 from .suites import Suite, judge
 
-__all__ = ["TrialScores", "split", "PROTOCOLS", "protocols_for", "KSHOTS"]
+__all__ = ["TrialScores", "split", "PROTOCOLS", "protocols_for", "unscored_reason", "KSHOTS"]
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +258,24 @@ PROTOCOLS: dict[str, Callable[[EvalModel, Suite, int], TrialScores]] = {
 }
 
 
+def unscored_reason(suite: str, model: EvalModel, labelled: Callable[[], Suite] | None = None) -> str | None:
+    """Why no protocol scores `suite` for this model (None when one does): the report says so rather than
+    leave the milestone out without a word."""
+    if protocols_for(suite, model, labelled):
+        return None
+    if suite == "two_word":
+        return "needs a text encoder (a contrastive model); this model has none"
+    if suite in ("permanence", "intphys"):
+        return "needs a frame predictor (VideoMAE's decoder) to measure surprise; this model has none"
+    if suite == "word_referent":
+        return "needs a text encoder (a contrastive model) or object_recognition's labelled images for prototypes"
+    return f"no protocol for this model ({model.kind})"
+
+
 def protocols_for(suite: str, model: EvalModel, labelled: Callable[[], Suite] | None = None
                   ) -> list[Callable[[EvalModel, Suite, int], TrialScores]]:
-    """Which protocols score `suite` for this model (the first is the milestone's headline)."""
+    """Which protocols score `suite` for this model (the first is the milestone's headline); an empty list
+    when none applies (`unscored_reason` says why)."""
     con, mae = model.contrastive is not None, model.mae is not None
     shots = [prototypes(k) for k in KSHOTS]
     if suite in ("object_recognition", "labeled_s"):

@@ -41,6 +41,9 @@ def format_card(report: dict[str, Any]) -> str:
                      _pct(r["chance"]),
                      *[_pct(sub["controls"][c]) if c in sub["controls"] else "–" for c in names], "–", "–", ""]
             lines.append("| " + " | ".join(cells) + " |")
+    unscored = report.get("provenance", {}).get("unscored", {})
+    if unscored:
+        lines += ["", "Not scored: " + "; ".join(f"{k} ({v})" for k, v in sorted(unscored.items())) + "."]
     lines += ["", "Reached: the 95% interval's lower bound is above chance and the paired-bootstrap interval of the "
               "difference to the same architecture with random weights lies above zero. Probe trials never "
               "come from the training recordings (checked by toy instance against the training store)."]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .features import EvalModel, load_model, random_init
-from .protocols import TrialScores, protocols_for
+from .protocols import TrialScores, protocols_for, unscored_reason
 from .stats import bootstrap_interval, paired_bootstrap, wilson_interval
 from .suites import Suite, judge, load_suites
 
@@ -167,6 +167,11 @@ def evaluate(path: str | os.PathLike[str], probes: str | os.PathLike[str] | None
     suites.update(extra or {})
     if not suites:
         raise ValueError("evaluate: no suite to score (give probes= or extra suites)")
+    labelled = (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
+    unscored = {name: why for name in suites if (why := unscored_reason(name, model, labelled)) is not None}
+    for name, why in unscored.items():
+        log.warning("%s: suite %r is not scored: %s", model.name, name, why)
+    provenance["unscored"] = unscored
     bar = tqdm(desc="eval", unit="part", disable=not progress)
 
     def tick(what: str) -> None:

@@ -13,7 +13,7 @@ from _train import babyfast
 
 from babyfast.eval import bootstrap_interval, chance_interval, load_suites, paired_bootstrap, score, wilson_interval
 from babyfast.eval.leakage import LeakageError, check_leakage
-from babyfast.eval.report import compare_runs, write_report, write_trajectory
+from babyfast.eval.report import compare_runs, format_card, write_report, write_trajectory
 from babyfast.eval.run import evaluate, trajectory
 from babyfast.store.ingest import ingest
 from babyfast.synth import write_corpus, write_probes
@@ -83,6 +83,7 @@ def test_a_videomae_run_is_scored_by_every_protocol_with_controls(world: dict[st
         assert r.reached == (r.ci[0] > r.chance and rnd["diff_ci"][0] > 0)
     assert rows[("counting", "linear probe")].chance == pytest.approx(0.2)
     assert rows[("object_recognition", "linear probe")].n == 24  # the held-out half of 48 trials
+    assert ev.provenance["unscored"] == {}  # every BabyWorld suite has a protocol for VideoMAE
     check = ev.provenance["leakage_check"]
     assert check["probe_instances"] and check["videos_with_truth"] == check["videos"] > 0
     paths = write_report(ev, tmp_path)
@@ -98,6 +99,9 @@ def test_a_contrastive_run_is_scored_against_its_shuffled_control(world: dict[st
     assert word.headline and word.n == 48 and set(word.controls) == {"random-init", "shuffled-pairs"}
     assert ("object_recognition", "contrastive choice") in rows
     assert not any(s == "permanence" for s, _ in rows)  # no decoder: no violation-of-expectation score
+    assert ev.provenance["unscored"] == {"permanence": "needs a frame predictor (VideoMAE's decoder) to measure "
+                                                       "surprise; this model has none"}
+    assert "Not scored: permanence (needs a frame predictor" in format_card(ev.as_dict())
 
 
 def test_random_responders_land_inside_the_chance_interval(world: dict[str, Path]) -> None:
