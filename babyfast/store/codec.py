@@ -156,8 +156,9 @@ def _decode_video(payload: bytes, codec: str, frames: int) -> np.ndarray:
     it is in cache: stacking them afterwards cost as much again as converting them)."""
     out: np.ndarray | None = None
     n = 0
-    with av.open(io.BytesIO(payload), "r", format="matroska", options=_NO_PROBE,
-                 stream_options=_NO_PROBE_DECODE) as container:
+    # PyAV's stubs type stream_options as list[str]; av.open reads a dict of options per stream
+    with av.open(io.BytesIO(payload), "r", format="matroska", options=_NO_PROBE,  # pyright: ignore[reportCallIssue]
+                 stream_options=_NO_PROBE_DECODE) as container:  # pyright: ignore[reportArgumentType]
         stream = container.streams.video[0]
         ctx = _decoder(stream)
         try:
