@@ -53,6 +53,47 @@ def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:n // 2]), np.sort(order[n // 2:])
 
 
+def frame_folds(suite: Suite, seed: int) -> dict[str, int]:
+    """Fold 0 or 1 of every distinct labelled frame of `suite`: a seeded half of each label's frames.
+
+    Trials share frames (a frame is a distractor in one trial and the target of another), so a split of
+    the trials would train a probe on frames it is then scored on. Split by frame instead, and score each
+    frame with what was fitted on the other fold."""
+    by_label: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for t in suite.trials:
+        if t.labels is None:
+            raise ValueError(f"{suite.name}: trial {t.id} has no labels to train on")
+        for key, label in zip(t.stimuli, t.labels, strict=True):
+            if str(key) not in seen:
+                seen.add(str(key))
+                by_label.setdefault(label, []).append(str(key))
+    rng = np.random.default_rng([seed, 0xF01D])
+    folds: dict[str, int] = {}
+    for label in sorted(by_label):
+        keys = sorted(by_label[label])
+        for j, o in enumerate(rng.permutation(len(keys))):
+            folds[keys[o]] = j % 2
+    return folds
+
+
+def _fold_frames(model: EvalModel, suite: Suite, folds: dict[str, int]
+                 ) -> list[tuple[np.ndarray, list[str]]]:
+    """(features, labels) of each fold's distinct frames."""
+    images: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    for i, t in enumerate(suite.trials):
+        if any(str(k) not in images for k in t.stimuli):
+            for key, img, label in zip(t.stimuli, suite.question(i).stimuli, t.labels or (), strict=True):
+                images.setdefault(str(key), img)
+                labels.setdefault(str(key), label)
+    out = []
+    for f in (0, 1):
+        keys = [k for k in images if folds[k] == f]
+        out.append((model.features([images[k] for k in keys], keys), [labels[k] for k in keys]))
+    return out
+
+
 def _stimuli(suite: Suite, indices: Any) -> tuple[list[Any], list[str]]:
     images, keys = [], []
     for i in indices:
@@ -106,16 +147,23 @@ def _result(suite: Suite, protocol: str, test: np.ndarray, scores: list[float]) 
 
 # ------------------------------------------------------------------------------------ linear probes
 def probe_categories(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
-    """4-way trials with per-frame categories (object recognition, Labeled-S)."""
-    train, test = split(len(suite), seed)
-    imgs, keys = _stimuli(suite, train)
-    labels = _labels(suite, train)
-    clf = _classifier(model.features(imgs, keys), np.array(labels), seed)
+    """4-way trials with per-frame categories (object recognition, Labeled-S), cross-fitted by frame: a
+    classifier per fold of frames (`frame_folds`), each frame of a trial scored by the other fold's. Every
+    trial is scored; a trial whose named category one of those classifiers never saw counts as chance."""
+    folds = frame_folds(suite, seed)
+    clfs = [_classifier(x, np.array(y), seed) for x, y in _fold_frames(model, suite, folds)]
+    test = np.arange(len(suite))
     scores = []
     for i in test:
         t = suite.trials[i]
         imgs, keys = _stimuli(suite, [i])
-        scores.append(float(int(np.argmax(_proba(clf, model.features(imgs, keys), t.query))) == t.answer))
+        x = model.features(imgs, keys)
+        judges = [clfs[1 - folds[k]] for k in keys]
+        if any(t.query not in list(c.classes_) for c in judges):
+            scores.append(1.0 / len(t.choices))
+            continue
+        p = [float(_proba(c, x[j:j + 1], t.query)[0]) for j, c in enumerate(judges)]
+        scores.append(float(int(np.argmax(p)) == t.answer))
     return _result(suite, "linear probe", test, scores)
 
 
@@ -190,32 +238,40 @@ def _prototypes(feats: np.ndarray, labels: list[str], k: int, seed: int) -> dict
     return out
 
 
-def _closest(protos: dict[str, np.ndarray], feats: np.ndarray, query: str | None) -> int | None:
-    if query not in protos:
+def _similarity(protos: dict[str, np.ndarray], feat: np.ndarray, query: str | None) -> float | None:
+    """Cosine of a frame's centred features with the query's prototype (None: no prototype for it)."""
+    if query is None or query not in protos:
         return None
-    x = feats - protos["__mean__"]
-    x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-    return int(np.argmax(x @ protos[query]))
+    x = feat - protos["__mean__"]
+    return float(x @ protos[query] / (np.linalg.norm(x) + 1e-12))
 
 
 def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[EvalModel, Suite, int], TrialScores]:
     """The k-shot prototype protocol; labelled frames from the suite's training split, or from `source()`
     (all of its frames, for suites without labels)."""
     def run(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
-        if source is None:
-            train, test = split(len(suite), seed)
-            lab_suite, lab_idx = suite, train
+        test = np.arange(len(suite))
+        if source is None:  # cross-fitted by frame, as probe_categories
+            folds = frame_folds(suite, seed)
+            fold_protos = [_prototypes(x, y, k, seed) for x, y in _fold_frames(model, suite, folds)]
         else:
             lab_suite = source()
-            lab_idx, test = np.arange(len(lab_suite)), np.arange(len(suite))
-        imgs, keys = _stimuli(lab_suite, lab_idx)
-        labels = _labels(lab_suite, lab_idx)
-        protos = _prototypes(model.features(imgs, keys), labels, k, seed)
+            lab_idx = np.arange(len(lab_suite))
+            imgs, keys = _stimuli(lab_suite, lab_idx)
+            protos = _prototypes(model.features(imgs, keys), _labels(lab_suite, lab_idx), k, seed)
         scores = []
         for i in test:
             t = suite.trials[i]
-            pick = _closest(protos, model.features(*_stimuli(suite, [i])), t.query)
-            scores.append(1.0 / len(t.choices) if pick is None else float(pick == t.answer))
+            imgs, keys = _stimuli(suite, [i])
+            x = model.features(imgs, keys)
+            if source is None:
+                sims = [_similarity(fold_protos[1 - folds[key]], x[j], t.query) for j, key in enumerate(keys)]
+            else:
+                sims = [_similarity(protos, x[j], t.query) for j in range(len(keys))]
+            if any(v is None for v in sims):
+                scores.append(1.0 / len(t.choices))
+            else:
+                scores.append(float(int(np.argmax(sims)) == t.answer))
         return _result(suite, f"prototypes k={k}", test, scores)
     return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +83,13 @@ def test_a_videomae_run_is_scored_by_every_protocol_with_controls(world: dict[st
         assert r.oracle is not None and r.oracle >= 0.99  # the truth-reading responder on the same trials
         assert r.reached == (r.ci[0] > r.chance and rnd["diff_ci"][0] > 0)
     assert rows[("counting", "linear probe")].chance == pytest.approx(0.2)
-    assert rows[("object_recognition", "linear probe")].n == 24  # the held-out half of 48 trials
+    assert rows[("object_recognition", "linear probe")].n == 48  # every trial, cross-fitted by frame
     assert ev.provenance["unscored"] == {}  # every BabyWorld suite has a protocol for VideoMAE
     check = ev.provenance["leakage_check"]
     assert check["probe_instances"] and check["videos_with_truth"] == check["videos"] > 0
     paths = write_report(ev, tmp_path)
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
-    assert "| object recognition | linear probe | 24 |" in paths["md"].read_text()
+    assert "| object recognition | linear probe | 48 |" in paths["md"].read_text()
     assert json.loads(paths["json"].read_text())["model"]["objective"] == "videomae"
 
 
@@ -102,6 +103,27 @@ def test_a_contrastive_run_is_scored_against_its_shuffled_control(world: dict[st
     assert ev.provenance["unscored"] == {"permanence": "needs a frame predictor (VideoMAE's decoder) to measure "
                                                        "surprise; this model has none"}
     assert "Not scored: permanence (needs a frame predictor" in format_card(ev.as_dict())
+
+
+def test_a_model_that_only_tells_frames_apart_scores_chance_on_the_probes(world: dict[str, Path]) -> None:
+    # features unique to each frame and unrelated to its category: a probe that has seen a frame with its
+    # label must not score it, and the suite's trials do share frames (a distractor here, a target there)
+    from babyfast.eval.features import load_model
+    from babyfast.eval.protocols import frame_folds, probe_categories, prototypes
+
+    suite = load_suites(world["probes"])["object_recognition"]
+    uses = Counter(str(k) for t in suite.trials for k in t.stimuli)
+    assert max(uses.values()) > 1
+    model = load_model(world["mae"])
+    rng = np.random.default_rng(0)
+    model._features.update({k: rng.normal(size=64).astype(np.float32) for k in sorted(uses)})
+    folds = frame_folds(suite, 0)
+    assert set(folds) == set(uses) and set(folds.values()) == {0, 1}
+    for protocol in (probe_categories, prototypes(1)):
+        ts = protocol(model, suite, 0)
+        assert len(ts.scores) == len(suite)  # cross-fitted: every trial scored
+        lo, hi = chance_interval(ts.chance, len(ts.scores), level=0.999)
+        assert lo <= ts.scores.mean() <= hi, (ts.protocol, ts.scores.mean())
 
 
 def test_random_responders_land_inside_the_chance_interval(world: dict[str, Path]) -> None:

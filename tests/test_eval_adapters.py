@@ -304,7 +304,7 @@ def test_babyfast_eval_scores_the_adapter_suites(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {r["suite"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
     assert set(rows) == {"labeled_s", "model_vs_baby", "intphys"}
-    assert (rows["labeled_s"]["protocol"], rows["labeled_s"]["n"]) == ("linear probe", 4)  # the held-out half
+    assert (rows["labeled_s"]["protocol"], rows["labeled_s"]["n"]) == ("linear probe", 8)  # all, cross-fitted
     assert (rows["model_vs_baby"]["n"], rows["model_vs_baby"]["chance"]) == (40, 1 / 8)
     assert (rows["intphys"]["protocol"], rows["intphys"]["n"]) == ("VoE surprise", 4)
     for name, groups in (("model_vs_baby", set(CONDITIONS)), ("intphys", {"O1", "O2"})):
