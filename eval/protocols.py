@@ -268,10 +268,11 @@ def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[E
                 sims = [_similarity(fold_protos[1 - folds[key]], x[j], t.query) for j, key in enumerate(keys)]
             else:
                 sims = [_similarity(protos, x[j], t.query) for j in range(len(keys))]
-            if any(v is None for v in sims):
+            known = [v for v in sims if v is not None]
+            if len(known) < len(sims):  # a frame's prototypes lack the named category: chance
                 scores.append(1.0 / len(t.choices))
             else:
-                scores.append(float(int(np.argmax(sims)) == t.answer))
+                scores.append(float(int(np.argmax(known)) == t.answer))
         return _result(suite, f"prototypes k={k}", test, scores)
     return run
 
