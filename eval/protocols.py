@@ -78,8 +78,9 @@ def frame_folds(suite: Suite, seed: int) -> dict[str, int]:
 
 
 def _fold_frames(model: EvalModel, suite: Suite, folds: dict[str, int]
-                 ) -> list[tuple[np.ndarray, list[str]]]:
-    """(features, labels) of each fold's distinct frames."""
+                 ) -> tuple[dict[str, np.ndarray], list[tuple[np.ndarray, list[str]]]]:
+    """The features of every distinct frame (by key), each decoded once, and (features, labels) of each
+    fold's frames."""
     images: dict[str, Any] = {}
     labels: dict[str, str] = {}
     for i, t in enumerate(suite.trials):
@@ -87,11 +88,13 @@ def _fold_frames(model: EvalModel, suite: Suite, folds: dict[str, int]
             for key, img, label in zip(t.stimuli, suite.question(i).stimuli, t.labels or (), strict=True):
                 images.setdefault(str(key), img)
                 labels.setdefault(str(key), label)
-    out = []
+    keys = list(images)
+    feats = dict(zip(keys, model.features([images[k] for k in keys], keys), strict=True))
+    per_fold = []
     for f in (0, 1):
-        keys = [k for k in images if folds[k] == f]
-        out.append((model.features([images[k] for k in keys], keys), [labels[k] for k in keys]))
-    return out
+        mine = [k for k in keys if folds[k] == f]
+        per_fold.append((np.stack([feats[k] for k in mine]), [labels[k] for k in mine]))
+    return feats, per_fold
 
 
 def _stimuli(suite: Suite, indices: Any) -> tuple[list[Any], list[str]]:
@@ -151,18 +154,18 @@ def probe_categories(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
     classifier per fold of frames (`frame_folds`), each frame of a trial scored by the other fold's. Every
     trial is scored; a trial whose named category one of those classifiers never saw counts as chance."""
     folds = frame_folds(suite, seed)
-    clfs = [_classifier(x, np.array(y), seed) for x, y in _fold_frames(model, suite, folds)]
+    feats, per_fold = _fold_frames(model, suite, folds)
+    clfs = [_classifier(x, np.array(y), seed) for x, y in per_fold]
     test = np.arange(len(suite))
     scores = []
     for i in test:
         t = suite.trials[i]
-        imgs, keys = _stimuli(suite, [i])
-        x = model.features(imgs, keys)
+        keys = [str(k) for k in t.stimuli]
         judges = [clfs[1 - folds[k]] for k in keys]
         if any(t.query not in list(c.classes_) for c in judges):
             scores.append(1.0 / len(t.choices))
             continue
-        p = [float(_proba(c, x[j:j + 1], t.query)[0]) for j, c in enumerate(judges)]
+        p = [float(_proba(c, feats[k][None], t.query)[0]) for k, c in zip(keys, judges, strict=True)]
         scores.append(float(int(np.argmax(p)) == t.answer))
     return _result(suite, "linear probe", test, scores)
 
@@ -247,13 +250,14 @@ def _similarity(protos: dict[str, np.ndarray], feat: np.ndarray, query: str | No
 
 
 def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[EvalModel, Suite, int], TrialScores]:
-    """The k-shot prototype protocol; labelled frames from the suite's training split, or from `source()`
-    (all of its frames, for suites without labels)."""
+    """The k-shot prototype protocol: prototypes from the suite's own labelled frames, cross-fitted by
+    frame as in `probe_categories`, or from all frames of `source()` (for suites without labels)."""
     def run(model: EvalModel, suite: Suite, seed: int) -> TrialScores:
         test = np.arange(len(suite))
-        if source is None:  # cross-fitted by frame, as probe_categories
+        if source is None:
             folds = frame_folds(suite, seed)
-            fold_protos = [_prototypes(x, y, k, seed) for x, y in _fold_frames(model, suite, folds)]
+            feats, per_fold = _fold_frames(model, suite, folds)
+            fold_protos = [_prototypes(x, y, k, seed) for x, y in per_fold]
         else:
             lab_suite = source()
             lab_idx = np.arange(len(lab_suite))
@@ -262,12 +266,11 @@ def prototypes(k: int, source: Callable[[], Suite] | None = None) -> Callable[[E
         scores = []
         for i in test:
             t = suite.trials[i]
-            imgs, keys = _stimuli(suite, [i])
-            x = model.features(imgs, keys)
             if source is None:
-                sims = [_similarity(fold_protos[1 - folds[key]], x[j], t.query) for j, key in enumerate(keys)]
+                sims = [_similarity(fold_protos[1 - folds[str(key)]], feats[str(key)], t.query) for key in t.stimuli]
             else:
-                sims = [_similarity(protos, x[j], t.query) for j in range(len(keys))]
+                x = model.features(*_stimuli(suite, [i]))
+                sims = [_similarity(protos, x[j], t.query) for j in range(len(x))]
             known = [v for v in sims if v is not None]
             if len(known) < len(sims):  # a frame's prototypes lack the named category: chance
                 scores.append(1.0 / len(t.choices))

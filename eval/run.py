@@ -101,11 +101,16 @@ def _oracle_accuracy(suite: Suite, probes: Path | None, trial_ids: list[str]) ->
     return float(np.mean(scores))
 
 
+def _labelled(suites: dict[str, Suite]) -> Callable[[], Suite] | None:
+    """Where suites without labels take labelled frames from (object recognition's), if it is there."""
+    return (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
+
+
 def score_model(model: EvalModel, suites: dict[str, Suite], seed: int = 0,
                 progress: Callable[[str], None] | None = None,
                 headline_only: bool = False) -> dict[tuple[str, str], TrialScores]:
     """Per-trial scores of one model on every (suite, protocol) that applies to it."""
-    labelled = (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
+    labelled = _labelled(suites)
     out: dict[tuple[str, str], TrialScores] = {}
     for name, suite in suites.items():
         protocols = protocols_for(name, model, labelled)
@@ -167,8 +172,7 @@ def evaluate(path: str | os.PathLike[str], probes: str | os.PathLike[str] | None
     suites.update(extra or {})
     if not suites:
         raise ValueError("evaluate: no suite to score (give probes= or extra suites)")
-    labelled = (lambda: suites["object_recognition"]) if "object_recognition" in suites else None
-    unscored = {name: why for name in suites if (why := unscored_reason(name, model, labelled)) is not None}
+    unscored = {name: why for name in suites if (why := unscored_reason(name, model, _labelled(suites))) is not None}
     for name, why in unscored.items():
         log.warning("%s: suite %r is not scored: %s", model.name, name, why)
     provenance["unscored"] = unscored

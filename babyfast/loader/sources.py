@@ -64,9 +64,9 @@ class ChunkError(RuntimeError):
 def _one_chunk_view(decoded: dict, v: int, idx: np.ndarray, chunks: np.ndarray, g: int) -> np.ndarray | None:
     """The clip as a strided view of its chunk's decoded frames, when all its frames lie in one chunk at
     a constant positive step; None otherwise. The decoded arrays are the loader's own and only read."""
-    c = int(chunks[0])
-    if len(idx) == 0 or int(chunks[-1]) != c:
+    if len(idx) == 0 or int(chunks[-1]) != int(chunks[0]):
         return None
+    c = int(chunks[0])
     local = idx - c * g
     step = int(local[1] - local[0]) if len(local) > 1 else 1
     if step < 1 or not np.array_equal(local, local[0] + step * np.arange(len(local))):

@@ -136,8 +136,9 @@ def _decoder(stream: av.VideoStream) -> av.VideoCodecContext:
     """
     cc = stream.codec_context
     key = (cc.codec.name, bytes(cc.extradata or b""), cc.width, cc.height)
-    cache: dict = getattr(_decoders, "cache", None) or {}
-    _decoders.cache = cache
+    cache: dict | None = getattr(_decoders, "cache", None)
+    if cache is None:
+        cache = _decoders.cache = {}
     ctx = cache.pop(key, None)
     if ctx is None:
         ctx = cast(av.VideoCodecContext, av.CodecContext.create(cc.codec.name, "r"))  # a video codec: cc's
