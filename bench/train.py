@@ -54,7 +54,8 @@ def _batch(work: Path, batch: int) -> Any:
 
 
 def _hf_model(encoder_cfg: dict[str, Any], decoder: tuple[int, int, int]) -> torch.nn.Module:
-    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+    # a benchmark peer (requirements-bench.txt), absent where `make test` type-checks
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining  # pyright: ignore[reportMissingImports]
 
     d, depth, heads = encoder_cfg["embed_dim"], encoder_cfg["depth"], encoder_cfg["num_heads"]
     dd, ddepth, dheads = decoder
