@@ -107,3 +107,4 @@ stubs: install
 	$(PY) -m pybind11_stubgen babyfast._core -o build/stubs
 	{ echo "# Generated from the built extension by pybind11-stubgen 3.0.0 (make stubs); tests/test_core_stub.py checks it matches."; \
 	  cat build/stubs/babyfast/_core.pyi; } > babyfast/_core.pyi
+	$(PY) -m ruff check --fix -q babyfast/_core.pyi  # import order, as the lint wants it

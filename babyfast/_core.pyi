@@ -1,6 +1,6 @@
 # Generated from the built extension by pybind11-stubgen 3.0.0 (make stubs); tests/test_core_stub.py checks it matches.
 """
-babyfast C++ core: shard reader, clip planner and colour kernel (no torch, no CUDA).
+babyfast C++ core: shard reader, clip planner, colour kernel and YUV converter (no torch, no CUDA).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy
 import numpy.typing
 import typing_extensions
 
-__all__: list[str] = ['ChunkBatch', 'ClipPlanner', 'ShardReader', 'colour_crop', 'colour_has_avx2', 'crc32c', 'crc32c_has_hardware']
+__all__: list[str] = ['ChunkBatch', 'ClipPlanner', 'ShardReader', 'colour_crop', 'colour_has_avx2', 'crc32c', 'crc32c_has_hardware', 'yuv420_to_rgb']
 class ChunkBatch:
     """
     The chunks of one read, in one arena. Supports the buffer protocol (1-D, read-only uint8 over the whole
@@ -176,4 +176,13 @@ def crc32c(data: typing_extensions.Buffer, crc: typing.SupportsInt | typing.Supp
 def crc32c_has_hardware() -> bool:
     """
     True when crc32c() uses the SSE4.2 instruction on this machine.
+    """
+def yuv420_to_rgb(y: typing.Any, u: typing.Any, v: typing.Any, out: typing.Any, simd: bool = True) -> None:
+    """
+    out[:] = the BT.601 limited-range RGB of 8-bit YUV 4:2:0 planes, rounded (within one grey level of the
+    float64 value; swscale's unscaled path is 0.7-1.6 levels dark on average).
+    
+    y: uint8 (>= H, >= W) plane; u, v: uint8 (>= (H+1)//2, >= (W+1)//2) planes with the same row stride
+    (a decoder's planes, line padding included); out: uint8 (H, W, 3) with packed pixels, whose shape
+    gives the frame's size. AVX2 when the CPU has it (`simd=False` forces the portable path, same bytes).
     """

@@ -231,13 +231,67 @@ def test_other_codecs_round_trip(tmp_path: Path, codec: str, gop: int, floor: fl
     assert got.shape == ref.shape and min(psnr(a, b) for a, b in zip(got, ref)) >= floor
 
 
-def _fresh_decode(payload: bytes, h: int, w: int) -> np.ndarray:
+def _fresh_frames(payload: bytes) -> list:
     import io
 
     import av
 
     with av.open(io.BytesIO(payload), "r") as container:  # a new decoder, probing included
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])[:, :h, :w]
+        return list(container.decode(video=0))
+
+
+def _fresh_decode(payload: bytes, h: int, w: int) -> np.ndarray:
+    from babyfast.store.codec import _frame_rgb  # the conversion under test elsewhere: here, the decoder
+
+    frames = _fresh_frames(payload)
+    out = np.empty((len(frames), frames[0].height, frames[0].width, 3), np.uint8)
+    for frame, rgb in zip(frames, out, strict=True):
+        _frame_rgb(frame, rgb)
+    return out[:, :h, :w]
+
+
+def _bt601(frame) -> np.ndarray:
+    """float64 BT.601 limited-range RGB of a yuv420p frame, chroma of each 2x2 block as is, rounded once."""
+    h, w = frame.height, frame.width
+    y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size).astype(np.float64) for p in frame.planes)
+    y = (y[:h, :w] - 16) * 255 / 219
+    u, v = ((c[:(h + 1) // 2, :(w + 1) // 2] - 128) * 255 / 224 for c in (u, v))
+    u, v = (c.repeat(2, 0).repeat(2, 1)[:h, :w] for c in (u, v))
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+    return np.clip(np.rint(rgb), 0, 255)
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "vp9", "av1"])
+def test_chunks_convert_to_rgb_rounded_to_the_nearest_level(codec: str) -> None:
+    # the C++ conversion of the decoder's planes: within one level of the exact value (odd sizes included),
+    # unbiased, and so nearer the encoded frames than swscale's unscaled path, which truncates
+    from babyfast.store.codec import decode_gop, encode_gop
+
+    rng = np.random.default_rng(3)
+    h, w = 37, 53
+    x = np.linspace(0, 1, w)[None, :, None] * np.linspace(0.3, 1, h)[:, None, None]
+    frames = np.clip(255 * x * np.array([1.0, 0.6, 0.3]) + rng.normal(0, 4, (8, h, w, 3)), 0, 255).astype(np.uint8)
+    payload = encode_gop(frames, codec)
+    got = decode_gop(payload, codec, 8, h, w).astype(np.float64)
+    decoded = _fresh_frames(payload)
+    exact = np.stack([_bt601(f) for f in decoded])[:, :h, :w]  # the encoder padded odd sizes to even
+    swscale = np.stack([f.to_ndarray(format="rgb24") for f in decoded])[:, :h, :w].astype(np.float64)
+    assert np.abs(got - exact).max() <= 1 and (got == exact).mean() > 0.99
+    assert abs((got - exact).mean()) < 0.05 and (swscale - exact).mean() < -0.5
+    assert np.mean((got - frames) ** 2) < np.mean((swscale - frames) ** 2)
+
+
+def test_frames_the_core_does_not_convert_go_to_swscale() -> None:
+    import av
+
+    from babyfast.store.codec import _frame_rgb
+
+    rgb = np.random.default_rng(0).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    for fmt in ("yuvj420p", "yuv444p"):  # full range; other chroma sampling
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
+        out = np.zeros_like(rgb)
+        _frame_rgb(frame, out)
+        assert np.array_equal(out, frame.to_ndarray(format="rgb24", threads=1)), fmt
 
 
 def test_decoders_kept_across_chunks_decode_as_a_fresh_one(tmp_path: Path) -> None:

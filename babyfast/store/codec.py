@@ -20,6 +20,7 @@ from zarr.abc.codec import ArrayBytesCodec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.registry import register_codec
 
+from .. import _core
 from .layout import CODECS
 from .recording import to_rgb
 
@@ -152,6 +153,26 @@ def _decoder(stream: av.VideoStream) -> av.VideoCodecContext:
     return ctx
 
 
+# How our encoder's swscale wrote the chunks' YUV (BT.601, limited range), and the tags a decoder reports for
+# it: AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M; AVCOL_RANGE_UNSPECIFIED, MPEG. Other frames go to swscale.
+_BT601 = frozenset({2, 5, 6})
+_LIMITED = frozenset({0, 1})
+
+
+def _frame_rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
+    """out[:] = the RGB of a decoded frame: 8-bit 4:2:0 BT.601 by the C++ core, rounded, straight into `out`
+    (swscale's unscaled path truncates, and goes through a frame and an array of its own); anything else
+    by swscale."""
+    if frame.format.name == "yuv420p" and frame.colorspace in _BT601 and frame.color_range in _LIMITED:
+        planes = []
+        for plane in frame.planes:
+            flat = np.frombuffer(plane, np.uint8)
+            planes.append(flat[:flat.size // plane.line_size * plane.line_size].reshape(-1, plane.line_size))
+        _core.yuv420_to_rgb(*planes, out)
+    else:
+        out[...] = to_rgb(frame)
+
+
 def _decode_video(payload: bytes, codec: str, frames: int) -> np.ndarray:
     """The chunk's frames, each written into one (frames, H, W, 3) array as soon as it is decoded (while
     it is in cache: stacking them afterwards cost as much again as converting them)."""
@@ -173,7 +194,7 @@ def _decode_video(payload: bytes, codec: str, frames: int) -> np.ndarray:
                         out = np.empty((frames, frame.height, frame.width, 3), np.uint8)
                     if (frame.height, frame.width) != out.shape[1:3]:
                         raise ValueError(f"{CODEC_NAME}: {codec} chunk changes frame size at frame {n}")
-                    out[n] = to_rgb(frame)
+                    _frame_rgb(frame, out[n])
                     n += 1
                 if not packet.size:
                     break

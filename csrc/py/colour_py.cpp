@@ -9,25 +9,14 @@
 #include <string>
 
 #include "colour.h"
+#include "numpy_args.h"
 
 namespace py = pybind11;
 
 namespace {
 
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-py::array as_array(const py::object& obj, const char* name) {
-  // Only numpy arrays: anything else would be converted to a temporary copy, and `out` written there lost.
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         py::str(py::type::of(obj)).cast<std::string>());
-  }
-  return obj.cast<py::array>();
-}
+using babyfast_py::as_array;
+using babyfast_py::shape_of;
 
 void require_rgb_u8(const py::array& a, const char* name) {
   if (!a.dtype().is(py::dtype::of<uint8_t>()) || a.ndim() != 4 || a.shape(3) != 3) {
