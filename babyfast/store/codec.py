@@ -166,9 +166,10 @@ def _frame_rgb(frame: av.VideoFrame, out: np.ndarray) -> None:
     if frame.format.name == "yuv420p" and frame.colorspace in _BT601 and frame.color_range in _LIMITED:
         planes = []
         for plane in frame.planes:
-            flat = np.frombuffer(plane, np.uint8)
+            flat = np.frombuffer(cast(Any, plane), np.uint8)  # a buffer; PyAV's stubs do not say so
             planes.append(flat[:flat.size // plane.line_size * plane.line_size].reshape(-1, plane.line_size))
-        _core.yuv420_to_rgb(*planes, out)
+        y, u, v = planes
+        _core.yuv420_to_rgb(y, u, v, out)
     else:
         out[...] = to_rgb(frame)
 
