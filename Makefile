@@ -74,7 +74,7 @@ demo: install
 # CPU benchmarks: each script (a module of the bench package, run from here) writes bench/results/<name>.json
 # through bench._common.write_result; bench.report renders the README's "Performance" section from them.
 # GPU benchmarks (bench.kernels, bench.loader_gpu, bench.train --e2e on CUDA) run on a lent GPU: see
-# ../shared/GPU.md.
+# ../shared/GPU.md; bench/gpu_checks.sh runs them there, with the GPU tests.
 BENCH_SCRIPTS := ingest reader plan synth loader soak train
 bench: install .venv/.bench
 	@set -e; for s in $(BENCH_SCRIPTS); do echo "python -m bench.$$s"; $(PY) -m bench.$$s; done
