@@ -281,6 +281,27 @@ def test_chunks_convert_to_rgb_rounded_to_the_nearest_level(codec: str) -> None:
     assert np.mean((got - frames) ** 2) < np.mean((swscale - frames) ** 2)
 
 
+def test_yuv420_to_rgb_refuses_planes_that_do_not_hold_the_frame() -> None:
+    from babyfast import _core
+
+    y, c = np.zeros((6, 8), np.uint8), np.zeros((3, 4), np.uint8)
+    out = np.zeros((6, 8, 3), np.uint8)
+    _core.yuv420_to_rgb(y, c, c, out)
+    with pytest.raises(ValueError, match=r"y plane \(5, 8\) is smaller than the 6x8"):
+        _core.yuv420_to_rgb(y[:5], c, c, out)
+    with pytest.raises(ValueError, match=r"u plane \(3, 3\) is smaller than the 3x4"):
+        _core.yuv420_to_rgb(y, c[:, :3], c, out)
+    with pytest.raises(ValueError, match="2-d uint8 plane"):
+        _core.yuv420_to_rgb(y.astype(np.int16), c, c, out)
+    with pytest.raises(ValueError, match="packed pixels"):
+        _core.yuv420_to_rgb(y, c, c, out[:, ::2])
+    with pytest.raises(ValueError, match="read-only"):
+        out.flags.writeable = False
+        _core.yuv420_to_rgb(y, c, c, out)
+    with pytest.raises(TypeError, match="must be a numpy array"):
+        _core.yuv420_to_rgb(y.tolist(), c, c, np.zeros((6, 8, 3), np.uint8))
+
+
 def test_frames_the_core_does_not_convert_go_to_swscale() -> None:
     import av
 
