@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define BABYFAST_X86 1
+#include "cpu_features.h"
+
+#ifdef BABYFAST_X86
 #include <immintrin.h>
 #endif
 
@@ -158,10 +159,6 @@ __attribute__((target("avx2"))) void crop_avx2(const RgbFrames& src, int64_t y0,
     }
   }
 }
-
-bool detect_avx2() { return __builtin_cpu_supports("avx2"); }
-#else
-bool detect_avx2() { return false; }
 #endif
 
 void crop_portable(const RgbFrames& src, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip,
@@ -234,10 +231,7 @@ ColourAffine colour_affine_fixed(const double matrix[9], const double offset[3])
   return a;
 }
 
-bool colour_has_avx2() {
-  static const bool has = detect_avx2();
-  return has;
-}
+bool colour_has_avx2() { return cpu_has_avx2(); }
 
 void colour_crop(const RgbFrames& src, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip,
                  const ColourAffine& affine, uint8_t* dst, bool simd) {

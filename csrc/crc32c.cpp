@@ -3,9 +3,10 @@
 #include <array>
 #include <cstring>
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "cpu_features.h"
+
+#ifdef BABYFAST_X86
 #include <nmmintrin.h>
-#define BABYFAST_X86 1
 #endif
 
 namespace babyfast {
@@ -105,10 +106,6 @@ __attribute__((target("sse4.2"))) uint32_t crc_sse42(const unsigned char* p, siz
   while (n--) c = _mm_crc32_u8(static_cast<uint32_t>(c), *p++);
   return ~static_cast<uint32_t>(c);
 }
-
-bool detect_sse42() { return __builtin_cpu_supports("sse4.2"); }
-#else
-bool detect_sse42() { return false; }
 #endif
 
 }  // namespace
@@ -128,10 +125,7 @@ uint32_t crc32c_table(const void* data, size_t size, uint32_t crc) {
   return ~c;
 }
 
-bool crc32c_has_hardware() {
-  static const bool has = detect_sse42();
-  return has;
-}
+bool crc32c_has_hardware() { return cpu_has_sse42(); }
 
 uint32_t crc32c_hardware(const void* data, size_t size, uint32_t crc) {
 #ifdef BABYFAST_X86

@@ -3,8 +3,9 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define BABYFAST_X86 1
+#include "cpu_features.h"
+
+#ifdef BABYFAST_X86
 #include <immintrin.h>
 #endif
 
@@ -93,11 +94,6 @@ __attribute__((target("avx2"))) int64_t row_avx2(const uint8_t* y, const uint8_t
   }
   return x;
 }
-
-bool has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-}
 #endif
 
 }  // namespace
@@ -112,7 +108,7 @@ void yuv420_to_rgb(const Yuv420Frame& src, uint8_t* dst, int64_t dst_stride, boo
                                 " (a stride shorter than its row, or an empty frame)");
   }
 #ifdef BABYFAST_X86
-  const bool vector = simd && has_avx2();
+  const bool vector = simd && cpu_has_avx2();
 #else
   const bool vector = false;
   (void)simd;
