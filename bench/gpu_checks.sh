@@ -31,11 +31,12 @@ step() {
 case $part in
   base)
     step build 120 python3 -m pip install --no-deps --no-build-isolation -e . -q
-    step kernel_tests 150 python3 -m pytest -q -m gpu tests/test_attention.py tests/test_patchify.py \
-      tests/test_kernel_backends.py
-    step bench_attention 90 python3 -m bench.kernels --out "$OUT" --only attention
-    step bench_patchify 60 python3 -m bench.kernels --out "$OUT" --only patchify
-    step bench_train 120 python3 -m bench.train --out "$OUT" --steps 4
+    step gpu_tests 150 python3 -m pytest -q -m gpu tests/test_attention.py tests/test_patchify.py \
+      tests/test_kernel_backends.py tests/test_augment.py
+    step bench_loader_gpu 100 python3 -m bench.loader_gpu --out "$OUT" --batches 30
+    step bench_attention 75 python3 -m bench.kernels --out "$OUT" --only attention
+    step bench_patchify 45 python3 -m bench.kernels --out "$OUT" --only patchify
+    step bench_train 100 python3 -m bench.train --out "$OUT" --steps 4
     ;;
   dali)
     step build 120 python3 -m pip install --no-deps --no-build-isolation -e . -q
