@@ -9,7 +9,7 @@
 # Every step has its own time limit and tees its log to $OUT/<step>.log, so a step that hangs costs its
 # limit, not the call, and a call stopped at its limit still brings back what the finished steps wrote.
 # The benchmarks write their JSON under $OUT; copy it into bench/results/ with the logs. The limits of
-# one part add up to under 9 minutes.
+# one part add up to under 10 minutes (base 590 s): call with timeout_s=600.
 set -u
 : "${OUT:?run this on the device machine, where the tool sets \$OUT}"
 part=${1:-base}
