@@ -1,6 +1,6 @@
 # Generated from the built extension by pybind11-stubgen 3.0.0 (make stubs); tests/test_core_stub.py checks it matches.
 """
-babyfast C++ core: shard reader, clip planner, colour kernel and YUV converter (no torch, no CUDA).
+babyfast C++ core: shard reader, clip planner, colour and resize kernels, YUV converter (no torch, no CUDA).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy
 import numpy.typing
 import typing_extensions
 
-__all__: list[str] = ['ChunkBatch', 'ClipPlanner', 'ShardReader', 'colour_crop', 'colour_has_avx2', 'crc32c', 'crc32c_has_hardware', 'yuv420_to_rgb']
+__all__: list[str] = ['ChunkBatch', 'ClipPlanner', 'ShardReader', 'colour_crop', 'colour_has_avx2', 'crc32c', 'crc32c_has_hardware', 'resize_crop', 'resize_has_avx2', 'yuv420_to_rgb']
 class ChunkBatch:
     """
     The chunks of one read, in one arena. Supports the buffer protocol (1-D, read-only uint8 over the whole
@@ -176,6 +176,23 @@ def crc32c(data: typing_extensions.Buffer, crc: typing.SupportsInt | typing.Supp
 def crc32c_has_hardware() -> bool:
     """
     True when crc32c() uses the SSE4.2 instruction on this machine.
+    """
+def resize_crop(src: typing.Any, box: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"], flip: bool, out: typing.Any, matrix: typing.Any = None, offset: typing.Any = None, simd: bool = True) -> None:
+    """
+    out[:] = the antialiased bilinear resize of src[:, y0:y0+h, x0:x0+w] to out's height and width (torch's
+    antialias=True, align_corners=False), each row mirrored when `flip`, rounded once. With `matrix` and
+    `offset`, the box is first mapped as colour_crop maps it (the same bytes), in the same pass.
+    
+    src: uint8 (frames, H, W, 3) numpy array with packed pixels, any row and frame strides; box: (y0, x0, h,
+    w); out: C-contiguous uint8 (frames, out_h, out_w, 3), not overlapping src; matrix 3x3 and offset 3
+    entries, as colour_crop takes them. Fixed point (16-bit weights,
+    values kept at 1/256 of a grey level between the passes): within 0.02 grey levels of the exact resize
+    before the rounding for the loader's boxes. AVX2 when the CPU has it, 16 frames at a time (`simd=False` forces the
+    portable path, same bytes).
+    """
+def resize_has_avx2() -> bool:
+    """
+    True when resize_crop uses its AVX2 kernel on this machine.
     """
 def yuv420_to_rgb(y: typing.Any, u: typing.Any, v: typing.Any, out: typing.Any, simd: bool = True) -> None:
     """

@@ -199,6 +199,39 @@ def test_colour_crop_refuses_bad_arguments_clearly() -> None:
         _core.colour_crop(clip, (0, 0, 10, 12), False, eye, zero, ro)
 
 
+def test_resize_crop_matches_torch_and_refuses_bad_arguments_clearly() -> None:
+    clip = make_clips(1)[0]
+    out = np.empty((4, 30, 20, 3), np.uint8)
+    _core.resize_crop(clip, (1, 2, 50, 61), True, out)  # a strided view of the clip, read where it lies
+    ref = F.interpolate(torch.from_numpy(clip[:, 1:51, 2:63]).permute(0, 3, 1, 2).double(), size=(30, 20),
+                        mode="bilinear", antialias=True, align_corners=False).permute(0, 2, 3, 1).flip(2)
+    assert np.abs(out - ref.numpy()).max() <= 0.52  # rounding, plus the fixed point's 0.02
+    portable = np.empty_like(out)
+    _core.resize_crop(clip, (1, 2, 50, 61), True, portable, simd=False)
+    assert np.array_equal(out, portable)
+    with pytest.raises(TypeError, match="out must be a numpy array"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, torch.from_numpy(out))
+    with pytest.raises(ValueError, match="of 4 frames"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, out[:3])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, np.empty((4, 60, 20, 3), np.uint8)[:, ::2])
+    with pytest.raises(ValueError, match="does not fit frames of 72x96"):
+        _core.resize_crop(clip, (30, 2, 50, 61), False, out)
+    with pytest.raises(ValueError, match="must not overlap"):
+        _core.resize_crop(clip, (0, 0, 50, 61), False, np.lib.stride_tricks.as_strided(clip, out.shape, out.strides))
+    with pytest.raises(ValueError, match="packed RGB pixels"):
+        _core.resize_crop(np.ascontiguousarray(clip.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3),
+                          (0, 0, 10, 12), False, out)
+    with pytest.raises(ValueError, match="matrix and offset together"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, out, np.eye(3))
+    with pytest.raises(ValueError, match=r"matrix\[0\]\[1\] = 100"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, out, [[1, 100, 0], [0, 1, 0], [0, 0, 1]], np.zeros(3))
+    ro = out.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.resize_crop(clip, (1, 2, 50, 61), False, ro)
+
+
 # ---------------------------------------------------------------------------------------- through ClipLoader
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:

@@ -11,9 +11,10 @@ first because the resize's weights are non-negative and sum to one: the colour's
 through them unamplified, so the result stays within one grey level of the exact (float64, rounded once)
 computation. The other order would multiply the resize's rounding error by the colour gain.
 
-- CPU (numpy clips from PyAV or DALI's CPU decoders, device "cpu"): colour, crop and flip in one pass of the
-  C++ core (`babyfast._core.colour_crop`, fixed point), then torch's uint8 channels-last antialiased
-  resize, written straight into the batch.
+- CPU (numpy clips from PyAV or DALI's CPU decoders, device "cpu"): one pass of the C++ core in fixed
+  point (`babyfast._core.resize_crop`, 16 frames at a time), which reads the box where it lies in the
+  decoded clip, maps each row's colours as it gathers it, resizes and flips, and writes into the batch.
+  Boxes of the output size need no resize: colour and flip then take `babyfast._core.colour_crop`.
 - Any torch device (clips decoded on the GPU by DALI, or CPU-decoded clips for a GPU consumer, whose crop
   boxes travel in one uint8 copy): the same steps in float32 torch ops, rounded at the same points.
 """
@@ -201,22 +202,16 @@ def _transform_cpu(clips: Sequence[np.ndarray | torch.Tensor], params: ClipParam
             src = np.ascontiguousarray(src)
         y0, x0, bh, bw = (int(v) for v in params.box[i])
         flip = bool(params.flip[i])
-        resize = (bh, bw) != out_hw
-        if colour is not None or flip:
-            m, o = (colour[0][i], colour[1][i]) if colour is not None else _IDENTITY
-            box = np.empty((t, bh, bw, 3), np.uint8) if resize else dst[i]
-            _core.colour_crop(src, (y0, x0, bh, bw), flip, m, o, box)
-        elif resize:  # torch's resize reads a contiguous box faster than the strided crop, copy included
-            box = np.ascontiguousarray(src[:, y0:y0 + bh, x0:x0 + bw])
-            if not box.flags.writeable:  # a contiguous view of a read-only decoder buffer: torch warns
-                box = box.copy()  # about read-only arrays, though the resize only reads it
+        if (bh, bw) == out_hw:
+            if colour is not None or flip:
+                m, o = (colour[0][i], colour[1][i]) if colour is not None else _IDENTITY
+                _core.colour_crop(src, (y0, x0, bh, bw), flip, m, o, dst[i])
+            else:
+                dst[i] = src[:, y0:y0 + bh, x0:x0 + bw]
+        elif colour is not None:  # colour on the rows the resize gathers: the box is read once
+            _core.resize_crop(src, (y0, x0, bh, bw), flip, dst[i], colour[0][i], colour[1][i])
         else:
-            dst[i] = src[:, y0:y0 + bh, x0:x0 + bw]
-        if resize:
-            # uint8 in, uint8 out, channels last: torch's fixed-point antialiased path, 10-30x faster than
-            # float32; the out= form writes into the batch instead of a temporary
-            torch.ops.aten._upsample_bilinear2d_aa.out(_nchw(torch.from_numpy(box)), list(out_hw), False, None,
-                                                       None, out=_nchw(out[i]))
+            _core.resize_crop(src, (y0, x0, bh, bw), flip, dst[i])
     return out
 
 

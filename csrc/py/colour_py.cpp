@@ -16,36 +16,9 @@ namespace py = pybind11;
 namespace {
 
 using babyfast_py::as_array;
+using babyfast_py::require_apart;
+using babyfast_py::require_rgb_u8;
 using babyfast_py::shape_of;
-
-void require_rgb_u8(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<uint8_t>()) || a.ndim() != 4 || a.shape(3) != 3) {
-    throw py::value_error(std::string(name) + " must be uint8 (frames, height, width, 3), got " +
-                          py::str(a.dtype()).cast<std::string>() + " " + shape_of(a));
-  }
-  if (a.strides(3) != 1 || a.strides(2) != 3) {
-    throw py::value_error(std::string(name) + " must have packed RGB pixels (strides (..., 3, 1)), got strides (" +
-                          std::to_string(a.strides(0)) + ", " + std::to_string(a.strides(1)) + ", " +
-                          std::to_string(a.strides(2)) + ", " + std::to_string(a.strides(3)) + ")");
-  }
-  if (a.strides(0) < 0 || a.strides(1) < 0) throw py::value_error(std::string(name) + " must not have negative strides");
-}
-
-std::array<double, 9> matrix_of(const py::object& obj) {
-  auto m = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!m || m.ndim() != 2 || m.shape(0) != 3 || m.shape(1) != 3) {
-    throw py::value_error("matrix must be 3x3");
-  }
-  std::array<double, 9> out{};
-  for (int i = 0; i < 9; ++i) out[static_cast<size_t>(i)] = m.data()[i];
-  return out;
-}
-
-std::array<double, 3> offset_of(const py::object& obj) {
-  auto o = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!o || o.ndim() != 1 || o.shape(0) != 3) throw py::value_error("offset must have 3 entries");
-  return {o.data()[0], o.data()[1], o.data()[2]};
-}
 
 }  // namespace
 
@@ -66,8 +39,8 @@ void register_colour(py::module_& m) {
                                 std::to_string(h) + "x" + std::to_string(w) + ", got " + shape_of(out));
         }
         if (!out.writeable()) throw py::value_error("out is read-only");
-        const auto m9 = matrix_of(matrix);
-        const auto o3 = offset_of(offset);
+        const auto m9 = babyfast_py::matrix3x3(matrix);
+        const auto o3 = babyfast_py::vector3(offset);
         babyfast::ColourAffine affine;
         babyfast::RgbFrames frames{static_cast<const uint8_t*>(src.data()), src.shape(0), src.shape(1), src.shape(2),
                                    src.strides(0), src.strides(1)};
@@ -77,13 +50,7 @@ void register_colour(py::module_& m) {
           throw py::value_error(e.what());
         }
         auto* dst = static_cast<uint8_t*>(out.mutable_data());
-        if (src.size() > 0 && out.size() > 0) {
-          // the bytes src spans (first to last pixel) must not meet the bytes out spans
-          const auto* s_lo = static_cast<const uint8_t*>(src.data());
-          const auto* s_hi = s_lo + (src.shape(0) - 1) * src.strides(0) + (src.shape(1) - 1) * src.strides(1) +
-                             src.shape(2) * 3;
-          if (s_lo < dst + out.nbytes() && dst < s_hi) throw py::value_error("out must not overlap src");
-        }
+        require_apart(src, out);
         try {
           py::gil_scoped_release release;
           babyfast::colour_crop(frames, y0, x0, h, w, flip, affine, dst, simd);
