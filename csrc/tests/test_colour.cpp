@@ -3,14 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "colour.h"
+#include "frames.h"
 #include "harness.h"
 
 using babyfast::ColourAffine;
-using babyfast::RgbFrames;
+using bftest::Frames;
+using bftest::random_frames;
 
 namespace {
 
@@ -21,22 +22,6 @@ const double kOffset[3] = {-21.5, 9.25, 3.0};
 // Weights near the largest Augment can make (|M| < 14): the fixed point then keeps 11 fractional bits.
 const double kLarge[9] = {13.2, -6.1, -5.0, -4.4, 12.9, -6.3, -5.7, -6.6, 13.1};
 const double kLargeOffset[3] = {-250.0, -240.5, -260.0};
-
-struct Frames {
-  int64_t t, h, w, pad;  // pad: extra bytes at the end of every row (a strided source)
-  std::vector<uint8_t> bytes;
-  RgbFrames view() const { return {bytes.data(), t, h, w, h * (3 * w + pad), 3 * w + pad}; }
-  uint8_t at(int64_t f, int64_t y, int64_t x, int c) const {
-    return bytes[static_cast<size_t>(f * h * (3 * w + pad) + y * (3 * w + pad) + 3 * x + c)];
-  }
-};
-
-Frames random_frames(int64_t t, int64_t h, int64_t w, int64_t pad, uint32_t seed) {
-  Frames f{t, h, w, pad, std::vector<uint8_t>(static_cast<size_t>(t * h * (3 * w + pad)))};
-  std::mt19937 rng(seed);
-  for (auto& b : f.bytes) b = static_cast<uint8_t>(rng() & 0xFF);
-  return f;
-}
 
 // Largest |kernel - round(exact)| over the box; exact rounding differs only within 0.03 of a half.
 int max_error(const Frames& f, int64_t y0, int64_t x0, int64_t h, int64_t w, bool flip, bool simd,

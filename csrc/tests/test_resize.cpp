@@ -3,32 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "colour.h"
+#include "frames.h"
 #include "harness.h"
 #include "resize.h"
 
 using babyfast::RgbFrames;
+using bftest::Frames;
+using bftest::random_frames;
 
 namespace {
-
-struct Frames {
-  int64_t t, h, w, pad;  // pad: extra bytes at the end of every row
-  std::vector<uint8_t> bytes;
-  RgbFrames view() const { return {bytes.data(), t, h, w, h * (3 * w + pad), 3 * w + pad}; }
-  double at(int64_t f, int64_t y, int64_t x, int c) const {
-    return bytes[static_cast<size_t>(f * h * (3 * w + pad) + y * (3 * w + pad) + 3 * x + c)];
-  }
-};
-
-Frames random_frames(int64_t t, int64_t h, int64_t w, int64_t pad, uint32_t seed) {
-  Frames f{t, h, w, pad, std::vector<uint8_t>(static_cast<size_t>(t * h * (3 * w + pad)))};
-  std::mt19937 rng(seed);
-  for (auto& b : f.bytes) b = static_cast<uint8_t>(rng() & 0xFF);
-  return f;
-}
 
 // (out, in) weights written from the definition: a triangle of half-width max(in/out, 1) at half-pixel
 // centres, normalized over the pixels of the image.
